@@ -1,0 +1,319 @@
+//! The data directory: every partition log in it, the topics' stored configuration, the
+//! offset checkpoints and the clean-shutdown marker.
+//!
+//! ```text
+//! <data_dir>/
+//!   .lock                               flock'ed while a broker uses the directory
+//!   .weir_cleanshutdown                 present only between a clean shutdown and the next open
+//!   recovery-point-offset-checkpoint    per partition: everything below is fsynced
+//!   log-start-offset-checkpoint         per partition: the log start offset
+//!   topics/<topic>.json                 partitions and config overrides (Kafka key names)
+//!   <topic>-<partition>/                segments, see `segment`
+//! ```
+//!
+//! # Durability
+//! Topic files and checkpoints are written temp → fsync → rename → fsync dir. The marker is
+//! removed (and the removal fsynced) before any log is opened for writing, so a crash at any
+//! later point is seen as unclean by the next open.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint;
+use super::error::{Error, Result};
+use super::{sync_dir, validate_topic_name, Log, LogConfig, LogReader, OpenState, TopicPartition};
+
+pub const CLEAN_SHUTDOWN_FILE: &str = ".weir_cleanshutdown";
+pub const LOCK_FILE: &str = ".lock";
+pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+pub const TOPICS_DIR: &str = "topics";
+
+/// A topic as stored in `topics/<name>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMetadata {
+    /// Format version of this file (1).
+    pub version: u32,
+    pub name: String,
+    pub partitions: i32,
+    /// Overrides of broker defaults, under Kafka's topic config keys.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// One partition's log with its lock-free read handle.
+#[derive(Debug)]
+pub struct PartitionLog {
+    /// Serializes writers. A std mutex: nothing awaits while holding it.
+    pub log: Mutex<Log>,
+    pub reader: LogReader,
+}
+
+/// Owner of a data directory.
+#[derive(Debug)]
+pub struct LogManager {
+    data_dir: PathBuf,
+    defaults: LogConfig,
+    topics: BTreeMap<String, TopicMetadata>,
+    logs: BTreeMap<TopicPartition, Arc<PartitionLog>>,
+    /// Held (flock'ed) for the manager's life.
+    _lock: File,
+    had_clean_shutdown: bool,
+}
+
+fn lock_dir(data_dir: &Path) -> Result<File> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    // SAFETY: plain FFI call on an open descriptor.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(Error::io("lock (is another weir using this data dir?)", &path, std::io::Error::last_os_error()));
+    }
+    Ok(file)
+}
+
+fn read_topics(dir: &Path) -> Result<BTreeMap<String, TopicMetadata>> {
+    let mut topics = BTreeMap::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(topics),
+        Err(e) => return Err(Error::io("list", dir, e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io("list", dir, e))?.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let text = std::fs::read(&path).map_err(|e| Error::io("read topic", &path, e))?;
+        let meta: TopicMetadata = serde_json::from_slice(&text)
+            .map_err(|e| Error::CorruptMetadata { path: path.clone(), reason: e.to_string() })?;
+        topics.insert(meta.name.clone(), meta);
+    }
+    Ok(topics)
+}
+
+impl LogManager {
+    /// Opens `data_dir` (creating it), recovering every partition log in it.
+    ///
+    /// # Errors
+    /// The directory is locked by another process, unreadable metadata, or a log that
+    /// cannot be opened.
+    pub fn open(data_dir: &Path, defaults: LogConfig, now_ms: i64) -> Result<LogManager> {
+        std::fs::create_dir_all(data_dir.join(TOPICS_DIR)).map_err(|e| Error::io("create data dir", data_dir, e))?;
+        let lock = lock_dir(data_dir)?;
+        let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = marker.exists();
+        if clean {
+            std::fs::remove_file(&marker).map_err(|e| Error::io("remove", &marker, e))?;
+            sync_dir(data_dir)?;
+        }
+        let recovery_points = checkpoint::read(&data_dir.join(RECOVERY_POINT_CHECKPOINT))?;
+        let log_starts = checkpoint::read(&data_dir.join(LOG_START_OFFSET_CHECKPOINT))?;
+        let topics = read_topics(&data_dir.join(TOPICS_DIR))?;
+        let mut manager = LogManager {
+            data_dir: data_dir.to_owned(),
+            defaults,
+            topics,
+            logs: BTreeMap::new(),
+            _lock: lock,
+            had_clean_shutdown: clean,
+        };
+        let mut dirs = Vec::new();
+        for entry in std::fs::read_dir(data_dir).map_err(|e| Error::io("list", data_dir, e))? {
+            let entry = entry.map_err(|e| Error::io("list", data_dir, e))?;
+            if !entry.file_type().map_err(|e| Error::io("stat", entry.path(), e))?.is_dir() {
+                continue;
+            }
+            if let Some(tp) = entry.file_name().to_str().and_then(TopicPartition::from_dir_name) {
+                dirs.push(tp);
+            }
+        }
+        for tp in dirs {
+            if !manager.topics.contains_key(&tp.topic) {
+                tracing::warn!(topic_partition = %tp, "partition directory without topic metadata; opening with broker defaults");
+            }
+            let state = OpenState {
+                clean_shutdown: clean,
+                recovery_point: recovery_points.get(&tp).copied().unwrap_or(0),
+                log_start_offset: log_starts.get(&tp).copied().unwrap_or(0),
+            };
+            manager.open_log(tp, state, now_ms)?;
+        }
+        tracing::info!(data_dir = %data_dir.display(), partitions = manager.logs.len(), clean_shutdown = clean, "opened data directory");
+        Ok(manager)
+    }
+
+    fn open_log(&mut self, tp: TopicPartition, state: OpenState, now_ms: i64) -> Result<Arc<PartitionLog>> {
+        let config = Arc::new(self.topic_config(&tp.topic)?);
+        let log = Log::open(&self.data_dir, tp.clone(), config, state, now_ms)?;
+        let reader = log.reader();
+        let partition = Arc::new(PartitionLog { log: Mutex::new(log), reader });
+        self.logs.insert(tp, Arc::clone(&partition));
+        Ok(partition)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Whether the directory was shut down cleanly before this open.
+    pub fn had_clean_shutdown(&self) -> bool {
+        self.had_clean_shutdown
+    }
+
+    /// The broker defaults with `topic`'s overrides applied.
+    ///
+    /// # Errors
+    /// A stored override that does not parse.
+    pub fn topic_config(&self, topic: &str) -> Result<LogConfig> {
+        match self.topics.get(topic) {
+            Some(meta) => self.defaults.with_overrides(&meta.configs),
+            None => Ok(self.defaults.clone()),
+        }
+    }
+
+    pub fn topics(&self) -> impl Iterator<Item = &TopicMetadata> {
+        self.topics.values()
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&TopicMetadata> {
+        self.topics.get(name)
+    }
+
+    pub fn log(&self, tp: &TopicPartition) -> Option<&Arc<PartitionLog>> {
+        self.logs.get(tp)
+    }
+
+    pub fn logs(&self) -> impl Iterator<Item = (&TopicPartition, &Arc<PartitionLog>)> {
+        self.logs.iter()
+    }
+
+    fn write_topic(&self, meta: &TopicMetadata) -> Result<()> {
+        let path = self.data_dir.join(TOPICS_DIR).join(format!("{}.json", meta.name));
+        let json = serde_json::to_vec_pretty(meta).expect("topic metadata always serializes");
+        checkpoint::write_atomically(&path, &json)
+    }
+
+    /// Creates a topic: validates name and configs, stores its metadata durably, then
+    /// creates its partition logs.
+    ///
+    /// # Errors
+    /// An invalid name or config, a topic that exists, or I/O failures.
+    pub fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        now_ms: i64,
+    ) -> Result<()> {
+        validate_topic_name(name)?;
+        if self.topics.contains_key(name) {
+            return Err(Error::InvalidTopic { name: name.to_owned(), reason: "the topic already exists" });
+        }
+        if partitions < 1 {
+            return Err(Error::InvalidConfig {
+                key: "partitions".into(),
+                value: partitions.to_string(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        self.defaults.with_overrides(&configs)?;
+        let meta = TopicMetadata { version: 1, name: name.to_owned(), partitions, configs };
+        self.write_topic(&meta)?;
+        self.topics.insert(name.to_owned(), meta);
+        for p in 0..partitions {
+            self.open_log(TopicPartition::new(name, p), OpenState::UNKNOWN, now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides and applies them to its open logs.
+    ///
+    /// # Errors
+    /// An unknown topic, an invalid value, or I/O failures.
+    pub fn alter_topic_config(&mut self, name: &str, configs: BTreeMap<String, String>) -> Result<()> {
+        let Some(meta) = self.topics.get(name) else {
+            return Err(Error::InvalidTopic { name: name.to_owned(), reason: "no such topic" });
+        };
+        let config = Arc::new(self.defaults.with_overrides(&configs)?);
+        let meta = TopicMetadata { configs, ..meta.clone() };
+        self.write_topic(&meta)?;
+        self.topics.insert(name.to_owned(), meta);
+        for (_, p) in self.logs.iter().filter(|(tp, _)| tp.topic == name) {
+            p.log.lock().unwrap_or_else(|e| e.into_inner()).set_config(Arc::clone(&config));
+        }
+        Ok(())
+    }
+
+    /// Deletes a topic: its metadata file first (so a crash cannot resurrect it half-way),
+    /// then its partition directories.
+    ///
+    /// # Errors
+    /// An unknown topic or I/O failures.
+    pub fn delete_topic(&mut self, name: &str) -> Result<()> {
+        if self.topics.remove(name).is_none() {
+            return Err(Error::InvalidTopic { name: name.to_owned(), reason: "no such topic" });
+        }
+        let path = self.data_dir.join(TOPICS_DIR).join(format!("{name}.json"));
+        std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+        sync_dir(&self.data_dir.join(TOPICS_DIR))?;
+        let doomed: Vec<TopicPartition> = self.logs.keys().filter(|tp| tp.topic == name).cloned().collect();
+        for tp in doomed {
+            self.logs.remove(&tp);
+            let dir = self.data_dir.join(tp.dir_name());
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove partition directory", &dir, e))?;
+        }
+        sync_dir(&self.data_dir)
+    }
+
+    /// Writes the recovery-point and log-start-offset checkpoints for every log.
+    ///
+    /// # Errors
+    /// I/O failures (the previous checkpoints stay in place).
+    pub fn checkpoint(&self) -> Result<()> {
+        let mut recovery = BTreeMap::new();
+        let mut starts = BTreeMap::new();
+        for (tp, p) in &self.logs {
+            recovery.insert(tp.clone(), p.reader.recovery_point());
+            starts.insert(tp.clone(), p.reader.log_start_offset());
+        }
+        checkpoint::write(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
+        checkpoint::write(&self.data_dir.join(LOG_START_OFFSET_CHECKPOINT), &starts)
+    }
+
+    /// Clean shutdown: closes every log (flush, trim), writes the checkpoints, then the
+    /// marker. If any step fails the marker is not written, so the next open recovers.
+    ///
+    /// # Errors
+    /// The first failure.
+    pub fn shutdown(mut self) -> Result<()> {
+        let logs = std::mem::take(&mut self.logs);
+        let mut recovery = BTreeMap::new();
+        let mut starts = BTreeMap::new();
+        for (tp, p) in logs {
+            let log = match Arc::try_unwrap(p) {
+                Ok(p) => p.log.into_inner().unwrap_or_else(|e| e.into_inner()),
+                Err(_) => {
+                    return Err(Error::Offline {
+                        dir: self.data_dir.join(tp.dir_name()),
+                        cause: "log still in use at shutdown".into(),
+                    })
+                }
+            };
+            starts.insert(tp.clone(), log.log_start_offset());
+            recovery.insert(tp, log.log_end_offset());
+            log.close()?;
+        }
+        checkpoint::write(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
+        checkpoint::write(&self.data_dir.join(LOG_START_OFFSET_CHECKPOINT), &starts)?;
+        checkpoint::write_atomically(&self.data_dir.join(CLEAN_SHUTDOWN_FILE), b"")
+    }
+}

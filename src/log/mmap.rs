@@ -1,0 +1,230 @@
+//! Memory-mapped files: the only module with `unsafe`.
+//!
+//! A [`MappedFile`] maps a file (or a reserved region beyond its current end) once, for its
+//! whole life, and tracks how many bytes from the start are *readable*: published by the one
+//! writer with `Release`, read by any number of readers with `Acquire`. Readers borrow only
+//! readable bytes; the writer writes only at or above the readable length. That split is
+//! what lets readers run without ever waiting for an append.
+//!
+//! SIGBUS: touching a mapped page beyond the file's end raises SIGBUS, and so does writing to
+//! a page of a sparse file when the disk is full. Both are ruled out by construction: the
+//! writer calls [`reserve`] (`posix_fallocate`, which really allocates blocks) before writing
+//! past what was reserved, and no file is ever shrunk below bytes a reader may still hold
+//! (sealing trims only the unused tail; truncation zero-fills instead of shrinking).
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use memmap2::{Advice, MmapOptions, MmapRaw};
+
+/// A file mapped shared and read-write, with a published readable prefix.
+#[derive(Debug)]
+pub struct MappedFile {
+    map: MmapRaw,
+    /// Bytes from the start that readers may borrow. Only the owner of the writer side
+    /// (an active segment or an index writer) changes it.
+    readable: AtomicUsize,
+    path: PathBuf,
+}
+
+impl MappedFile {
+    /// Maps `capacity` bytes of `file` (which may extend past the file's current length: those
+    /// pages must be reserved before they are written or read) with `readable` bytes published.
+    pub fn map(file: &File, path: &Path, capacity: usize, readable: usize) -> io::Result<MappedFile> {
+        assert!(readable <= capacity, "readable {readable} exceeds capacity {capacity}");
+        let map = MmapOptions::new().len(capacity).map_raw(file)?;
+        Ok(MappedFile { map, readable: AtomicUsize::new(readable), path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Number of bytes readers may borrow.
+    pub fn readable(&self) -> usize {
+        self.readable.load(Ordering::Acquire)
+    }
+
+    /// All readable bytes.
+    pub fn readable_bytes(&self) -> &[u8] {
+        let len = self.readable();
+        // SAFETY: `len` ≤ capacity (set_readable checks it) and the mapping lives as long as
+        // `self`. The bytes below `readable` are not written while they are readable: the
+        // writer only writes at or above `readable` (checked in `write_at`). The one exception
+        // is documented on `Writer::truncate`: bytes above a truncation point may change under
+        // a reader that borrowed them before the truncation; readers treat stored bytes as
+        // untrusted (every header is bounds-checked), so that can only yield stale or zeroed
+        // data, never an out-of-bounds access.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), len) }
+    }
+
+    /// A zero-copy `Bytes` of `start..end` that keeps the mapping alive; `None` when the range
+    /// is not entirely readable.
+    pub fn slice(self: &Arc<Self>, start: usize, end: usize) -> Option<Bytes> {
+        if start > end || end > self.readable() {
+            return None;
+        }
+        Some(Bytes::from_owner(MapSlice { file: Arc::clone(self), start, end }))
+    }
+}
+
+/// Owner of a mapped range inside a `Bytes`.
+struct MapSlice {
+    file: Arc<MappedFile>,
+    start: usize,
+    end: usize,
+}
+
+impl AsRef<[u8]> for MapSlice {
+    fn as_ref(&self) -> &[u8] {
+        &self.file.readable_bytes()[self.start..self.end]
+    }
+}
+
+/// The single writer of a [`MappedFile`]. Not `Clone`: whoever owns it is the only writer,
+/// which is what makes "only the active segment can append" a property of the types.
+#[derive(Debug)]
+pub struct Writer {
+    mapped: Arc<MappedFile>,
+    file: File,
+    /// Bytes of the file backed by allocated blocks (`posix_fallocate`d or already written).
+    reserved: u64,
+    /// How much to reserve at a time beyond what an append needs (amortizes fallocate calls).
+    reserve_step: u64,
+}
+
+impl Writer {
+    /// Wraps an opened file. `file_len` is its current length (all of it counts as reserved).
+    pub fn new(mapped: Arc<MappedFile>, file: File, file_len: u64, reserve_step: u64) -> Writer {
+        Writer { mapped, file, reserved: file_len, reserve_step }
+    }
+
+    pub fn mapped(&self) -> &Arc<MappedFile> {
+        &self.mapped
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+
+    /// Ensures `0..end` is backed by allocated disk blocks, reserving in steps.
+    ///
+    /// # Errors
+    /// `ENOSPC` (and any other `posix_fallocate` failure) with nothing written and no state
+    /// changed; `InvalidInput` when `end` exceeds the mapping's capacity.
+    pub fn ensure_reserved(&mut self, end: u64) -> io::Result<()> {
+        if end <= self.reserved {
+            return Ok(());
+        }
+        let capacity = self.mapped.capacity() as u64;
+        if end > capacity {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{end} bytes exceed the mapped capacity of {capacity}"),
+            ));
+        }
+        let target = end.max(self.reserved + self.reserve_step).min(capacity);
+        reserve(&self.file, self.reserved, target - self.reserved)?;
+        // Pre-fault the new pages writable in one call instead of one fault per 4 KiB page
+        // on the append path. Older kernels lack MADV_POPULATE_WRITE; that only costs speed.
+        let _ = self.mapped.map.advise_range(
+            Advice::PopulateWrite,
+            self.reserved as usize,
+            (target - self.reserved) as usize,
+        );
+        self.reserved = target;
+        Ok(())
+    }
+
+    /// Copies `data` to `pos`. The range must be reserved and at or above the readable length.
+    ///
+    /// # Panics
+    /// If the range is unreserved or overlaps readable bytes: both are bugs in the caller and
+    /// writing would risk SIGBUS or a data race.
+    pub fn write_at(&mut self, pos: usize, data: &[u8]) {
+        let end = pos.checked_add(data.len()).expect("write range overflows usize");
+        assert!(end as u64 <= self.reserved, "write to {pos}..{end} beyond the reserved {}", self.reserved);
+        assert!(pos >= self.mapped.readable(), "write at {pos} below the readable length");
+        // SAFETY: `pos..end` is within the mapping (reserved ≤ capacity) and backed by
+        // allocated blocks (no SIGBUS); it is at or above the readable length, so no reader
+        // holds a reference into it; `&mut self` makes this the only writer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.mapped.map.as_mut_ptr().add(pos), data.len());
+        }
+    }
+
+    /// Publishes `0..len` to readers.
+    pub fn set_readable(&mut self, len: usize) {
+        assert!(len as u64 <= self.reserved.max(self.mapped.readable() as u64));
+        self.mapped.readable.store(len, Ordering::Release);
+    }
+
+    /// Lowers the readable length to `len` and zero-fills `len..old`, so that neither readers
+    /// nor crash recovery can see the removed bytes. The file keeps its length (shrinking a
+    /// mapped file could SIGBUS a reader still holding a slice of the removed range).
+    ///
+    /// A reader that borrowed bytes above `len` *before* this call may observe them change
+    /// to zeros or to later appends; only replicas truncating unreplicated data (above the
+    /// high watermark, which consumers never read) and recovery do this.
+    pub fn truncate(&mut self, len: usize) {
+        let old = self.mapped.readable();
+        if len >= old {
+            return;
+        }
+        self.mapped.readable.store(len, Ordering::Release);
+        // SAFETY: `len..old` was readable, so it is mapped and backed by blocks; it is now
+        // above the readable length, so new readers cannot borrow it (see the doc above for
+        // readers that borrowed it before).
+        unsafe { std::ptr::write_bytes(self.mapped.map.as_mut_ptr().add(len), 0, old - len) };
+    }
+
+    /// Shrinks the file to `len` bytes (dropping unused reserved blocks) once no more writes
+    /// will happen. `len` must be at least the readable length.
+    pub fn trim(&mut self, len: u64) -> io::Result<()> {
+        assert!(len >= self.mapped.readable() as u64, "trim below readable bytes");
+        self.file.set_len(len)?;
+        self.reserved = len;
+        Ok(())
+    }
+
+    /// `fdatasync`: makes written bytes (through the map: on Linux the page cache is shared
+    /// between the map and the file, and dirty mapped pages are tracked) and the file length
+    /// durable.
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+/// Allocates real disk blocks for `offset..offset+len` of `file`, extending its length.
+///
+/// # Errors
+/// `ENOSPC` when the disk is full (the reason for doing this before writing through a map).
+pub fn reserve(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    let (off, len) = match (i64::try_from(offset), i64::try_from(len)) {
+        (Ok(o), Ok(l)) => (o, l),
+        _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "reservation too large")),
+    };
+    // SAFETY: plain FFI call on an open file descriptor; no memory is passed.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), off, len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}

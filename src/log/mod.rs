@@ -1,0 +1,845 @@
+//! The partition log: segmented, memory-mapped, indexed, crash-safe storage.
+//!
+//! This module owns every byte weir writes under a partition directory
+//! (`<data_dir>/<topic>-<partition>/`) and the per-data-dir files of [`manager`]. The format is
+//! specified in `storage-format.md`; it is Kafka's. It is synchronous: nothing here awaits.
+//!
+//! # Layout
+//! - [`batch`]: the record batch header — validation, offset assignment, in-place stamps.
+//! - [`mmap`]: memory maps; the only `unsafe` code.
+//! - [`index`], [`offset_index`], [`time_index`]: the sparse indexes.
+//! - [`segment`]: [`segment::ActiveSegment`] appends, [`segment::SealedSegment`] is read-only,
+//!   [`segment::SegmentView`] is what readers share.
+//! - [`recovery`]: loading segment files after a clean or an unclean shutdown.
+//! - [`retention`]: which segments retention deletes (pure decisions).
+//! - [`config`]: typed topic configuration under Kafka's keys.
+//! - [`manager`]: the data directory — topics, checkpoints, clean-shutdown marker.
+//! - [`verify`]: offline checks behind `weir log dump` / `weir log verify`.
+//!
+//! # Concurrency
+//! [`Log`] is the writer side: `&mut self` for append, roll, truncate, retention and flush;
+//! the caller serializes writers (the partition lock). [`LogReader`] is a cheap clone that
+//! reads without taking that lock: appends publish with `Release` stores (bytes first, then
+//! index entries, then the log end offset), readers load with `Acquire`, and the segment
+//! list is swapped under a `RwLock` held only for a pointer copy — so reads never wait for an
+//! append.
+//!
+//! # Durability
+//! - **`kill -9`**: every append that returned survives. It is in the page cache behind a
+//!   shared map, which the kernel writes back even though the process is gone.
+//! - **Power loss**: what was flushed survives — everything below the recovery point. Flushes
+//!   happen per `flush.messages` / `flush.ms` (the caller asks [`Log::flush_due`] and runs
+//!   [`Log::flush`] or the split [`Log::begin_flush`] / [`FlushJob::run`] /
+//!   [`Log::complete_flush`] for group commit), on roll, and on clean shutdown. A flush
+//!   fdatasyncs the `.log` of every segment holding unflushed offsets, and the directory
+//!   when files were created or deleted since the last flush.
+//! - **A failed fsync or write** takes the log offline: the error is kept and every later
+//!   write returns [`Error::Offline`]. The fsync is never retried — after a failed fsync the
+//!   page cache may already have dropped the dirty pages, so a retry could report success
+//!   for data that is gone.
+//! - **A full disk** is found before writing: space is reserved with `posix_fallocate` ahead
+//!   of every write through a map, so the append fails with [`Error::DiskFull`] (nothing
+//!   written, the log stays online) instead of a SIGBUS.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod index;
+pub mod manager;
+pub mod mmap;
+pub mod offset_index;
+pub mod recovery;
+pub mod retention;
+pub mod segment;
+pub mod time_index;
+pub mod verify;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+
+pub use self::batch::TimestampType;
+pub use self::config::LogConfig;
+pub use self::error::{Error, InvalidBatch, Result};
+use self::recovery::LoadMode;
+use self::retention::{RetentionInputs, RetentionReason, SegmentFacts};
+use self::segment::{ActiveSegment, SealedSegment, SegmentLimits, SegmentView};
+
+/// A topic name and partition number; its directory is `<topic>-<partition>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        TopicPartition { topic: topic.into(), partition }
+    }
+
+    /// The partition directory name.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+
+    /// Parses a directory name `<topic>-<partition>`.
+    pub fn from_dir_name(name: &str) -> Option<TopicPartition> {
+        let (topic, partition) = name.rsplit_once('-')?;
+        if topic.is_empty() || partition.is_empty() || !partition.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        validate_topic_name(topic).ok()?;
+        Some(TopicPartition::new(topic, partition.parse().ok()?))
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Kafka's topic name rules: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+///
+/// # Errors
+/// [`Error::InvalidTopic`] saying which rule is broken.
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "the name is empty"
+    } else if name == "." || name == ".." {
+        "'.' and '..' are not allowed"
+    } else if name.len() > 249 {
+        "longer than 249 characters"
+    } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+        "only ASCII letters, digits, '.', '_' and '-' are allowed"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidTopic { name: name.to_owned(), reason })
+}
+
+/// How a log is opened: what the data directory's checkpoints and marker say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenState {
+    /// The clean-shutdown marker was present.
+    pub clean_shutdown: bool,
+    /// Offset below which everything was flushed (from the recovery-point checkpoint).
+    pub recovery_point: i64,
+    /// From the log-start-offset checkpoint.
+    pub log_start_offset: i64,
+}
+
+impl OpenState {
+    /// A log with no checkpoints: recover everything.
+    pub const UNKNOWN: OpenState = OpenState { clean_shutdown: false, recovery_point: 0, log_start_offset: 0 };
+}
+
+/// Per-append options.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendOptions {
+    /// Stamped into the batch's partition leader epoch field.
+    pub leader_epoch: Option<i32>,
+    /// Wall-clock time: LogAppendTime, `segment.ms`, `flush.ms`.
+    pub now_ms: i64,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_end_offset: i64,
+    pub max_timestamp: i64,
+    /// Set when the topic stamps LogAppendTime: the time stamped.
+    pub log_append_time: Option<i64>,
+    pub records: i32,
+}
+
+/// Data returned by a read.
+#[derive(Debug, Clone)]
+pub struct LogRead {
+    /// Whole batches; a zero-copy slice of a segment map (empty when nothing is available).
+    pub records: Bytes,
+    /// Offset after the last batch returned (the requested offset when empty).
+    pub next_offset: i64,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// State shared between the log and its readers.
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    /// Sealed segments then the active one, by base offset. The lock is held only to clone or
+    /// replace the `Arc`.
+    segments: RwLock<Arc<Vec<Arc<SegmentView>>>>,
+    log_start_offset: AtomicI64,
+    log_end_offset: AtomicI64,
+    recovery_point: AtomicI64,
+}
+
+/// A cheap, cloneable read handle: never waits for appends.
+#[derive(Debug, Clone)]
+pub struct LogReader {
+    shared: Arc<Shared>,
+}
+
+impl LogReader {
+    pub fn log_start_offset(&self) -> i64 {
+        self.shared.log_start_offset.load(Ordering::Acquire)
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.shared.log_end_offset.load(Ordering::Acquire)
+    }
+
+    /// Offset below which every record is durable on disk (fsynced).
+    pub fn recovery_point(&self) -> i64 {
+        self.shared.recovery_point.load(Ordering::Acquire)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    fn segments(&self) -> Arc<Vec<Arc<SegmentView>>> {
+        Arc::clone(&self.shared.segments.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Total bytes of all segments.
+    pub fn size(&self) -> u64 {
+        self.segments().iter().map(|s| s.size()).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments().len()
+    }
+
+    /// Reads whole batches starting with the batch that contains `offset` (as Kafka, that
+    /// batch may begin before `offset`), up to `max_bytes` — but at least one batch when
+    /// `min_one` — and never a batch starting at or after `max_offset` (the high watermark
+    /// for consumers). Reads from one segment at a time.
+    ///
+    /// # Errors
+    /// [`Error::OffsetOutOfRange`] when `offset` is below the log start offset or above the
+    /// log end offset.
+    pub fn read(&self, offset: i64, max_bytes: usize, max_offset: i64, min_one: bool) -> Result<LogRead> {
+        let log_end_offset = self.log_end_offset();
+        let log_start_offset = self.log_start_offset();
+        if offset < log_start_offset || offset > log_end_offset {
+            return Err(Error::OffsetOutOfRange { offset, log_start_offset, log_end_offset });
+        }
+        let max_offset = max_offset.min(log_end_offset);
+        let segments = self.segments();
+        let first = segments.partition_point(|s| s.base_offset() <= offset).saturating_sub(1);
+        for segment in &segments[first..] {
+            if segment.base_offset() >= max_offset {
+                break;
+            }
+            if let Some(r) = segment.read(offset, max_bytes, max_offset, min_one) {
+                return Ok(LogRead {
+                    records: r.records,
+                    next_offset: r.next_offset,
+                    log_start_offset,
+                    log_end_offset,
+                });
+            }
+        }
+        Ok(LogRead { records: Bytes::new(), next_offset: offset, log_start_offset, log_end_offset })
+    }
+
+    /// ListOffsets by timestamp: the first offset (≥ the log start offset) whose record
+    /// timestamp is ≥ `timestamp`, with that timestamp; `None` when there is none.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Option<(i64, i64)> {
+        let start = self.log_start_offset();
+        self.segments().iter().find_map(|s| s.find_offset_by_timestamp(timestamp, start))
+    }
+
+    /// ListOffsets MAX_TIMESTAMP: the largest timestamp and the last offset of its batch.
+    pub fn max_timestamp_offset(&self) -> Option<(i64, i64)> {
+        let mut best: Option<(i64, i64)> = None;
+        for s in self.segments().iter() {
+            let ts = s.max_timestamp();
+            if ts >= 0 && best.is_none_or(|(b, _)| ts > b) {
+                best = Some((ts, s.offset_of_max_timestamp()));
+            }
+        }
+        best
+    }
+}
+
+/// Fsyncs prepared by [`Log::begin_flush`], run without holding the log.
+#[derive(Debug)]
+pub struct FlushJob {
+    files: Vec<(File, PathBuf)>,
+    dir: Option<PathBuf>,
+    target: i64,
+}
+
+impl FlushJob {
+    /// The offset everything below which is durable once this job succeeds.
+    pub fn target(&self) -> i64 {
+        self.target
+    }
+
+    /// Runs the fsyncs.
+    ///
+    /// # Errors
+    /// The first failing fsync; pass it to [`Log::complete_flush`], which takes the log
+    /// offline (never retry).
+    pub fn run(&self) -> Result<()> {
+        for (file, path) in &self.files {
+            file.sync_data().map_err(|e| Error::io("fsync segment", path, e))?;
+        }
+        if let Some(dir) = &self.dir {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
+/// fsyncs a directory, making file creations, renames and deletions in it durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+/// The writer side of one partition's log. See the module docs for concurrency and durability.
+#[derive(Debug)]
+pub struct Log {
+    topic_partition: TopicPartition,
+    dir: PathBuf,
+    config: Arc<LogConfig>,
+    sealed: VecDeque<SealedSegment>,
+    active: ActiveSegment,
+    shared: Arc<Shared>,
+    /// Records appended since the last flush began.
+    unflushed_messages: u64,
+    /// When the oldest unflushed append happened.
+    first_unflushed_ms: Option<i64>,
+    /// Files were created or deleted in the directory since the last flush.
+    dir_dirty: bool,
+    /// Set by a failed write or fsync; refuses all later writes.
+    offline: Option<String>,
+}
+
+fn limits(config: &LogConfig) -> SegmentLimits {
+    SegmentLimits {
+        segment_bytes: config.segment_bytes,
+        index_interval_bytes: config.index_interval_bytes,
+        max_index_entries: config.max_index_entries(),
+        max_time_index_entries: config.max_time_index_entries(),
+    }
+}
+
+impl Log {
+    /// Opens (creating if needed) the log of `topic_partition` under `data_dir`, recovering it
+    /// as `state` requires: after a clean shutdown segments are loaded without a full scan;
+    /// otherwise every segment from the one containing the recovery point is scanned, a torn
+    /// or corrupt tail is cut off (with every later segment), and indexes are rebuilt.
+    ///
+    /// # Errors
+    /// I/O errors opening, mapping or repairing files.
+    pub fn open(
+        data_dir: &Path,
+        topic_partition: TopicPartition,
+        config: Arc<LogConfig>,
+        state: OpenState,
+        now_ms: i64,
+    ) -> Result<Log> {
+        let dir = data_dir.join(topic_partition.dir_name());
+        let created = !dir.exists();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create partition directory", &dir, e))?;
+        if created {
+            sync_dir(data_dir)?;
+        }
+        let mut bases = list_segments(&dir)?;
+        // Segments that end at or below the log start offset were deleted by retention
+        // before a crash made the deletion undone: finish it.
+        while bases.len() > 1 && bases[1] <= state.log_start_offset {
+            let base = bases.remove(0);
+            segment::delete_segment_files(&dir, base)?;
+        }
+        let limits = limits(&config);
+        let mut loaded: Vec<(i64, segment::LoadedState)> = Vec::with_capacity(bases.len());
+        for (i, &base) in bases.iter().enumerate() {
+            let is_last = i + 1 == bases.len();
+            let covers_recovery_point = bases.get(i + 1).is_none_or(|&next| next > state.recovery_point);
+            let mode = if state.clean_shutdown || !covers_recovery_point { LoadMode::Load } else { LoadMode::Recover };
+            let outcome = recovery::load_segment(&dir, base, config.index_interval_bytes, mode, !is_last)?;
+            if let Some((position, reason)) = &outcome.truncated {
+                tracing::warn!(%topic_partition, segment = base, position, reason, "truncated a torn or corrupt log tail");
+                loaded.push((base, outcome.state));
+                for &later in &bases[i + 1..] {
+                    tracing::warn!(%topic_partition, segment = later, "deleting a segment after a corrupt one");
+                    segment::delete_segment_files(&dir, later)?;
+                }
+                break;
+            }
+            if outcome.rebuilt && mode == LoadMode::Load {
+                tracing::info!(%topic_partition, segment = base, "rebuilt indexes that did not check out");
+            }
+            loaded.push((base, outcome.state));
+        }
+        let log_start_default = loaded.first().map_or(state.log_start_offset, |(b, _)| *b);
+        let mut sealed = VecDeque::with_capacity(loaded.len());
+        let active = match loaded.pop() {
+            Some((base, last)) => {
+                for (b, s) in loaded {
+                    sealed.push_back(SealedSegment::open(&dir, b, s)?);
+                }
+                let rolling_base = if last.index_state.max_timestamp >= 0 {
+                    now_ms.min(last.index_state.max_timestamp)
+                } else {
+                    now_ms
+                };
+                ActiveSegment::open(&dir, base, limits, last, rolling_base)?
+            }
+            None => ActiveSegment::create(&dir, state.log_start_offset.max(0), limits, now_ms)?,
+        };
+        let log_end_offset = active.view().next_offset();
+        let log_start_offset = state.log_start_offset.max(log_start_default).min(log_end_offset);
+        let recovery_point =
+            if state.clean_shutdown { log_end_offset } else { state.recovery_point.min(log_end_offset) };
+        let shared = Arc::new(Shared {
+            dir: dir.clone(),
+            segments: RwLock::new(Arc::new(Vec::new())),
+            log_start_offset: AtomicI64::new(log_start_offset),
+            log_end_offset: AtomicI64::new(log_end_offset),
+            recovery_point: AtomicI64::new(recovery_point),
+        });
+        let log = Log {
+            topic_partition,
+            dir,
+            config,
+            sealed,
+            active,
+            shared,
+            unflushed_messages: 0,
+            first_unflushed_ms: None,
+            dir_dirty: created,
+            offline: None,
+        };
+        log.publish_segments();
+        Ok(log)
+    }
+
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.topic_partition
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &Arc<LogConfig> {
+        &self.config
+    }
+
+    /// Applies a new configuration; it governs the next segment and every later decision.
+    pub fn set_config(&mut self, config: Arc<LogConfig>) {
+        self.config = config;
+    }
+
+    pub fn reader(&self) -> LogReader {
+        LogReader { shared: Arc::clone(&self.shared) }
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.active.view().next_offset()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.shared.log_start_offset.load(Ordering::Acquire)
+    }
+
+    pub fn recovery_point(&self) -> i64 {
+        self.shared.recovery_point.load(Ordering::Acquire)
+    }
+
+    /// The error that took this log offline, if any.
+    pub fn offline_cause(&self) -> Option<&str> {
+        self.offline.as_deref()
+    }
+
+    fn check_online(&self) -> Result<()> {
+        match &self.offline {
+            Some(cause) => Err(Error::Offline { dir: self.dir.clone(), cause: cause.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes the log offline after a failed write or fsync and returns the error.
+    fn poison(&mut self, error: Error) -> Error {
+        tracing::error!(topic_partition = %self.topic_partition, error = %error, "taking log offline");
+        self.offline = Some(error.to_string());
+        error
+    }
+
+    fn publish_segments(&self) {
+        let mut views: Vec<Arc<SegmentView>> = self.sealed.iter().map(|s| Arc::clone(s.view())).collect();
+        views.push(Arc::clone(self.active.view()));
+        *self.shared.segments.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(views);
+    }
+
+    fn publish_end(&self) {
+        self.shared.log_end_offset.store(self.log_end_offset(), Ordering::Release);
+    }
+
+    /// Appends one record batch as a producer sent it: validates its header (length, magic,
+    /// CRC32C, counts, timestamps), assigns offsets by rewriting the base offset in place,
+    /// stamps the leader epoch and (per `message.timestamp.type`) LogAppendTime, rolls the
+    /// active segment if due, and copies the batch into the segment map.
+    ///
+    /// The batch is readable when this returns; it is durable after the next flush.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBatch`], [`Error::BatchTooLarge`] (nothing written);
+    /// [`Error::DiskFull`] (nothing written, log stays online); [`Error::Offline`];
+    /// I/O errors while rolling (the log goes offline).
+    pub fn append(&mut self, batch: &mut [u8], options: AppendOptions) -> Result<AppendInfo> {
+        self.check_online()?;
+        let mut header = batch::validate(batch)?;
+        if batch.len() > self.config.max_message_bytes as usize {
+            return Err(Error::BatchTooLarge {
+                size: batch.len(),
+                limit: self.config.max_message_bytes as usize,
+                setting: "max.message.bytes",
+            });
+        }
+        if batch.len() > self.config.segment_bytes as usize {
+            return Err(Error::BatchTooLarge {
+                size: batch.len(),
+                limit: self.config.segment_bytes as usize,
+                setting: "segment.bytes",
+            });
+        }
+        let mut log_append_time = None;
+        if self.config.message_timestamp_type == TimestampType::LogAppendTime {
+            batch::stamp_log_append_time(batch, options.now_ms);
+            header.max_timestamp = options.now_ms;
+            log_append_time = Some(options.now_ms);
+        }
+        if let Some(epoch) = options.leader_epoch {
+            batch::set_partition_leader_epoch(batch, epoch);
+            header.partition_leader_epoch = epoch;
+        }
+        let base_offset = self.log_end_offset();
+        batch::set_base_offset(batch, base_offset);
+        header.base_offset = base_offset;
+        self.maybe_roll(batch.len(), header.last_offset(), options.now_ms)?;
+        self.active.append(batch, &header)?;
+        self.publish_end();
+        self.unflushed_messages += header.records_count as u64;
+        self.first_unflushed_ms.get_or_insert(options.now_ms);
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: header.last_offset(),
+            log_end_offset: header.next_offset(),
+            max_timestamp: header.max_timestamp,
+            log_append_time,
+            records: header.records_count,
+        })
+    }
+
+    fn maybe_roll(&mut self, batch_size: usize, last_offset: i64, now_ms: i64) -> Result<()> {
+        let c = &self.config;
+        let reason = segment::should_roll(
+            self.active.roll_inputs(),
+            batch_size,
+            last_offset,
+            now_ms,
+            c.segment_bytes,
+            c.segment_ms,
+        );
+        if let Some(reason) = reason {
+            tracing::debug!(topic_partition = %self.topic_partition, ?reason, "rolling segment");
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset. Does nothing if
+    /// the active segment is empty.
+    ///
+    /// # Errors
+    /// [`Error::DiskFull`] with nothing changed; other I/O errors take the log offline.
+    pub fn roll(&mut self, now_ms: i64) -> Result<()> {
+        self.check_online()?;
+        if self.active.size() == 0 {
+            return Ok(());
+        }
+        self.active.prepare_seal()?;
+        let next = self.log_end_offset();
+        let new_active = match ActiveSegment::create(&self.dir, next, limits(&self.config), now_ms) {
+            Ok(a) => a,
+            Err(e) => return Err(self.poison(e)),
+        };
+        let old = std::mem::replace(&mut self.active, new_active);
+        match old.seal() {
+            Ok(s) => self.sealed.push_back(s),
+            Err(e) => return Err(self.poison(e)),
+        }
+        self.dir_dirty = true;
+        self.publish_segments();
+        Ok(())
+    }
+
+    /// Whether a flush is due now: `flush.messages` records or `flush.ms` elapsed since the
+    /// oldest unflushed append, or a rolled segment not yet flushed.
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        if self.log_end_offset() <= self.recovery_point() {
+            return false;
+        }
+        let by_count = self.config.flush_messages.is_some_and(|n| self.unflushed_messages >= n);
+        let by_time = match (self.config.flush_ms, self.first_unflushed_ms) {
+            (Some(ms), Some(first)) => now_ms.saturating_sub(first) >= ms,
+            _ => false,
+        };
+        let rolled = self.active.base_offset() > self.recovery_point();
+        by_count || by_time || rolled
+    }
+
+    /// Prepares a flush of everything appended so far; run it with [`FlushJob::run`] while
+    /// appends continue, then report with [`Self::complete_flush`]. `None` when there is
+    /// nothing to flush. Concurrent appends after this call are covered by the next flush.
+    ///
+    /// # Errors
+    /// [`Error::Offline`]; failing to duplicate a file descriptor.
+    pub fn begin_flush(&mut self) -> Result<Option<FlushJob>> {
+        self.check_online()?;
+        let target = self.log_end_offset();
+        let recovery_point = self.recovery_point();
+        if target <= recovery_point && !self.dir_dirty {
+            return Ok(None);
+        }
+        let mut files = Vec::new();
+        // Sealed segments holding offsets at or above the recovery point: those whose next
+        // segment starts above it.
+        let next_bases =
+            self.sealed.iter().skip(1).map(|s| s.base_offset()).chain(std::iter::once(self.active.base_offset()));
+        for (s, next_base) in self.sealed.iter().zip(next_bases) {
+            if next_base > recovery_point {
+                files.push(s.sync_handle()?);
+            }
+        }
+        if self.active.size() > 0 || self.active.base_offset() >= recovery_point {
+            files.push(self.active.sync_handle()?);
+        }
+        let dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
+        self.unflushed_messages = 0;
+        self.first_unflushed_ms = None;
+        Ok(Some(FlushJob { files, dir, target }))
+    }
+
+    /// Records the outcome of a [`FlushJob`]: advances the recovery point, or takes the log
+    /// offline if the fsync failed.
+    ///
+    /// # Errors
+    /// The fsync's error, after the log was taken offline.
+    pub fn complete_flush(&mut self, job: &FlushJob, outcome: Result<()>) -> Result<()> {
+        match outcome {
+            Ok(()) => {
+                self.shared.recovery_point.fetch_max(job.target, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(e) => Err(self.poison(e)),
+        }
+    }
+
+    /// Flushes everything appended so far, holding `&mut self` during the fsync.
+    ///
+    /// # Durability
+    /// On success every record below the returned log end offset survives power loss.
+    ///
+    /// # Errors
+    /// A failed fsync takes the log offline.
+    pub fn flush(&mut self) -> Result<i64> {
+        if let Some(job) = self.begin_flush()? {
+            let outcome = job.run();
+            self.complete_flush(&job, outcome)?;
+        }
+        Ok(self.recovery_point())
+    }
+
+    /// Removes every batch at or after `offset` (replication's truncation to a leader epoch
+    /// boundary). A batch that begins below `offset` but extends past it is removed whole.
+    /// Truncating below the first segment empties the log and restarts it at `offset`.
+    ///
+    /// # Errors
+    /// I/O errors take the log offline.
+    pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<()> {
+        self.check_online()?;
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        let first_base = self.sealed.front().map_or(self.active.base_offset(), |s| s.base_offset());
+        if offset < first_base || offset < self.log_start_offset() {
+            return self.truncate_fully_and_start_at(offset, now_ms);
+        }
+        let result = self.truncate_segments(offset, now_ms);
+        self.dir_dirty = true;
+        self.publish_segments();
+        self.publish_end();
+        self.shared.recovery_point.fetch_min(self.log_end_offset(), Ordering::AcqRel);
+        result.map_err(|e| self.poison(e))
+    }
+
+    fn truncate_segments(&mut self, offset: i64, now_ms: i64) -> Result<()> {
+        let limits = limits(&self.config);
+        while self.active.base_offset() >= offset {
+            let Some(previous) = self.sealed.pop_back() else { break };
+            let reopened = previous.into_active(limits, now_ms)?;
+            let removed = std::mem::replace(&mut self.active, reopened);
+            segment::delete_segment_files(&self.dir, removed.base_offset())?;
+        }
+        self.active.truncate_to(offset)?;
+        Ok(())
+    }
+
+    /// Deletes every segment and restarts the log empty at `offset` (log start = end = offset).
+    ///
+    /// # Errors
+    /// I/O errors take the log offline.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<()> {
+        self.check_online()?;
+        let result = (|| {
+            let new_active = ActiveSegment::create(&self.dir, offset, limits(&self.config), now_ms)?;
+            let old = std::mem::replace(&mut self.active, new_active);
+            if old.base_offset() != offset {
+                segment::delete_segment_files(&self.dir, old.base_offset())?;
+            }
+            for s in std::mem::take(&mut self.sealed) {
+                if s.base_offset() != offset {
+                    s.delete()?;
+                }
+            }
+            Ok(())
+        })();
+        self.dir_dirty = true;
+        self.shared.log_start_offset.store(offset, Ordering::Release);
+        self.shared.recovery_point.store(offset, Ordering::Release);
+        self.publish_segments();
+        self.publish_end();
+        result.map_err(|e| self.poison(e))
+    }
+
+    /// DeleteRecords: moves the log start offset forward to `offset` (never back). Whole
+    /// segments below it are deleted by the next retention pass.
+    ///
+    /// # Errors
+    /// [`Error::OffsetOutOfRange`] when `offset` is above the log end offset.
+    pub fn delete_records(&mut self, offset: i64) -> Result<i64> {
+        self.check_online()?;
+        let log_end_offset = self.log_end_offset();
+        if offset > log_end_offset || offset < 0 {
+            return Err(Error::OffsetOutOfRange { offset, log_start_offset: self.log_start_offset(), log_end_offset });
+        }
+        Ok(self.shared.log_start_offset.fetch_max(offset, Ordering::AcqRel).max(offset))
+    }
+
+    /// Plain facts about every segment, oldest first, for retention.
+    pub fn segment_facts(&self) -> Vec<SegmentFacts> {
+        let mut facts: Vec<SegmentFacts> = Vec::with_capacity(self.sealed.len() + 1);
+        let views = self.sealed.iter().map(|s| s.view()).chain(std::iter::once(self.active.view()));
+        let ends = self
+            .sealed
+            .iter()
+            .skip(1)
+            .map(|s| s.base_offset())
+            .chain([self.active.base_offset(), self.log_end_offset()]);
+        for (i, (view, end_offset)) in views.zip(ends).enumerate() {
+            facts.push(SegmentFacts {
+                base_offset: view.base_offset(),
+                end_offset,
+                size: view.size(),
+                max_timestamp: view.max_timestamp(),
+                is_active: i == self.sealed.len(),
+            });
+        }
+        facts
+    }
+
+    /// Applies retention: deletes leading segments that are below the log start offset,
+    /// older than `retention.ms`, or beyond `retention.bytes`, never past `high_watermark`.
+    /// Returns how many segments were deleted and why.
+    ///
+    /// # Errors
+    /// I/O errors take the log offline.
+    pub fn apply_retention(&mut self, now_ms: i64, high_watermark: i64) -> Result<(usize, Option<RetentionReason>)> {
+        self.check_online()?;
+        let inputs = RetentionInputs {
+            now_ms,
+            retention_ms: self.config.retention_ms,
+            retention_bytes: self.config.retention_bytes,
+            delete_policy: self.config.cleanup_policy.delete,
+            log_start_offset: self.log_start_offset(),
+            max_end_offset: high_watermark,
+        };
+        let (count, reason) = retention::segments_to_delete(&self.segment_facts(), inputs);
+        if count == 0 {
+            return Ok((0, None));
+        }
+        if count > self.sealed.len() {
+            self.roll(now_ms)?; // the active segment goes too: start a new one first
+        }
+        let result = (|| {
+            for _ in 0..count {
+                if let Some(s) = self.sealed.pop_front() {
+                    s.delete()?;
+                }
+            }
+            sync_dir(&self.dir)
+        })();
+        let new_first = self.sealed.front().map_or(self.active.base_offset(), |s| s.base_offset());
+        self.shared.log_start_offset.fetch_max(new_first, Ordering::AcqRel);
+        self.publish_segments();
+        tracing::info!(topic_partition = %self.topic_partition, count, ?reason, "deleted segments by retention");
+        result.map_err(|e| self.poison(e))?;
+        Ok((count, reason))
+    }
+
+    /// Clean close: flushes, trims the active segment's files to their valid size (so the
+    /// next open needs no scan) and releases the maps held by this log.
+    ///
+    /// # Errors
+    /// I/O errors; the caller must then not write the clean-shutdown marker.
+    pub fn close(mut self) -> Result<()> {
+        self.check_online()?;
+        self.flush()?;
+        self.active.close()
+    }
+}
+
+/// Base offsets of the segments in `dir`, sorted; removes leftovers that are not part of a
+/// segment (index files without a `.log`, `.deleted` and `.tmp` files).
+fn list_segments(dir: &Path) -> Result<Vec<i64>> {
+    let mut logs = Vec::new();
+    let mut others = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io("list partition directory", dir, e))? {
+        let entry = entry.map_err(|e| Error::io("list partition directory", dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".deleted") || name.ends_with(".tmp") {
+            std::fs::remove_file(entry.path()).map_err(|e| Error::io("remove leftover", entry.path(), e))?;
+            continue;
+        }
+        match segment::parse_segment_name(name) {
+            Some((base, segment::LOG_SUFFIX)) => logs.push(base),
+            Some((base, segment::INDEX_SUFFIX | segment::TIME_INDEX_SUFFIX)) => others.push((base, entry.path())),
+            _ => {}
+        }
+    }
+    logs.sort_unstable();
+    for (base, path) in others {
+        if logs.binary_search(&base).is_err() {
+            std::fs::remove_file(&path).map_err(|e| Error::io("remove orphaned index", &path, e))?;
+        }
+    }
+    Ok(logs)
+}
