@@ -393,12 +393,7 @@ impl Log {
                 for (b, s) in loaded {
                     sealed.push_back(SealedSegment::open(&dir, b, s)?);
                 }
-                let rolling_base = if last.index_state.max_timestamp >= 0 {
-                    now_ms.min(last.index_state.max_timestamp)
-                } else {
-                    now_ms
-                };
-                ActiveSegment::open(&dir, base, limits, last, rolling_base)?
+                ActiveSegment::open(&dir, base, limits, last, now_ms)?
             }
             None => ActiveSegment::create(&dir, state.log_start_offset.max(0), limits, now_ms)?,
         };
@@ -532,7 +527,12 @@ impl Log {
         let base_offset = self.log_end_offset();
         batch::set_base_offset(batch, base_offset);
         header.base_offset = base_offset;
-        self.maybe_roll(batch.len(), header.last_offset(), options.now_ms)?;
+        let incoming = segment::IncomingBatch {
+            size: batch.len(),
+            last_offset: header.last_offset(),
+            max_timestamp: header.max_timestamp,
+        };
+        self.maybe_roll(incoming, options.now_ms)?;
         self.active.append(batch, &header)?;
         self.publish_end();
         self.unflushed_messages += header.records_count as u64;
@@ -547,16 +547,9 @@ impl Log {
         })
     }
 
-    fn maybe_roll(&mut self, batch_size: usize, last_offset: i64, now_ms: i64) -> Result<()> {
+    fn maybe_roll(&mut self, incoming: segment::IncomingBatch, now_ms: i64) -> Result<()> {
         let c = &self.config;
-        let reason = segment::should_roll(
-            self.active.roll_inputs(),
-            batch_size,
-            last_offset,
-            now_ms,
-            c.segment_bytes,
-            c.segment_ms,
-        );
+        let reason = segment::should_roll(self.active.roll_inputs(), incoming, now_ms, c.segment_bytes, c.segment_ms);
         if let Some(reason) = reason {
             tracing::debug!(topic_partition = %self.topic_partition, ?reason, "rolling segment");
             self.roll(now_ms)?;
@@ -843,3 +836,6 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>> {
     }
     Ok(logs)
 }
+
+#[cfg(test)]
+mod tests;

@@ -278,9 +278,10 @@ pub struct ActiveSegment {
     time_index: TimeIndexWriter,
     state: IndexState,
     limits: SegmentLimits,
-    /// When the segment was created (or, after a restart, its first batch's timestamp):
-    /// what `segment.ms` counts from.
-    rolling_base_ms: i64,
+    /// Wall-clock time the segment was created (this process's open, after a restart).
+    created_ms: i64,
+    /// Timestamp of the first batch, what `segment.ms` counts from (as in Kafka).
+    first_batch_timestamp: Option<i64>,
     dir: PathBuf,
 }
 
@@ -298,16 +299,26 @@ pub enum RollReason {
 pub struct RollInputs {
     pub size: u64,
     pub base_offset: i64,
-    pub rolling_base_ms: i64,
+    pub created_ms: i64,
+    pub first_batch_timestamp: Option<i64>,
     pub index_full: bool,
 }
 
-/// Decides whether to roll before appending a batch of `batch_size` bytes whose last offset
-/// is `last_offset`. Pure: `now_ms` is an argument.
+/// The batch about to be appended, as the roll decision sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct IncomingBatch {
+    pub size: usize,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+}
+
+/// Decides whether to roll before appending `batch`. Pure: `now_ms` is an argument.
+///
+/// Time-based rolling follows Kafka: when the segment's first batch has a timestamp, the
+/// age is the incoming batch's timestamp minus it; otherwise wall-clock time since creation.
 pub fn should_roll(
     seg: RollInputs,
-    batch_size: usize,
-    last_offset: i64,
+    batch: IncomingBatch,
     now_ms: i64,
     segment_bytes: u32,
     segment_ms: i64,
@@ -315,13 +326,17 @@ pub fn should_roll(
     if seg.size == 0 {
         return None; // an empty segment takes any batch that fits a segment at all
     }
-    if seg.size + batch_size as u64 > u64::from(segment_bytes) {
+    let age = match seg.first_batch_timestamp {
+        Some(first) if first >= 0 => batch.max_timestamp.saturating_sub(first),
+        _ => now_ms.saturating_sub(seg.created_ms),
+    };
+    if seg.size + batch.size as u64 > u64::from(segment_bytes) {
         Some(RollReason::Size)
-    } else if now_ms.saturating_sub(seg.rolling_base_ms) >= segment_ms {
+    } else if age >= segment_ms {
         Some(RollReason::Time)
     } else if seg.index_full {
         Some(RollReason::IndexFull)
-    } else if last_offset - seg.base_offset > i64::from(u32::MAX) {
+    } else if batch.last_offset - seg.base_offset > i64::from(u32::MAX) {
         Some(RollReason::OffsetOverflow)
     } else {
         None
@@ -373,7 +388,7 @@ impl ActiveSegment {
         base_offset: i64,
         limits: SegmentLimits,
         state: LoadedState,
-        rolling_base_ms: i64,
+        now_ms: i64,
     ) -> Result<ActiveSegment> {
         let log = open_log_writer(dir, base_offset, &limits, state.size)?;
         let index = OffsetIndexWriter::open(
@@ -395,6 +410,7 @@ impl ActiveSegment {
             max_timestamp: AtomicI64::new(state.index_state.max_timestamp),
             offset_of_max_timestamp: AtomicI64::new(state.index_state.offset_of_max_timestamp),
         });
+        let first_batch_timestamp = HeaderIter::new(view.log_bytes(), 0).next().map(|b| b.header.max_timestamp);
         Ok(ActiveSegment {
             view,
             log,
@@ -402,7 +418,8 @@ impl ActiveSegment {
             time_index,
             state: state.index_state,
             limits,
-            rolling_base_ms,
+            created_ms: now_ms,
+            first_batch_timestamp,
             dir: dir.to_owned(),
         })
     }
@@ -423,7 +440,8 @@ impl ActiveSegment {
         RollInputs {
             size: self.size(),
             base_offset: self.base_offset(),
-            rolling_base_ms: self.rolling_base_ms,
+            created_ms: self.created_ms,
+            first_batch_timestamp: self.first_batch_timestamp,
             // Keep one time index slot free for the entry written when sealing.
             index_full: self.index.is_full() || self.time_index.entries() + 1 >= self.time_index.max_entries(),
         }
@@ -449,9 +467,8 @@ impl ActiveSegment {
         if time_entry.is_some() {
             self.time_index.reserve_next()?;
         }
-        if self.view.size() == 0 && header.max_timestamp >= 0 {
-            // Like Kafka: once the segment has a batch, segment.ms counts from its timestamp.
-            self.rolling_base_ms = self.rolling_base_ms.min(header.max_timestamp).max(0);
+        if self.view.size() == 0 {
+            self.first_batch_timestamp = Some(header.max_timestamp);
         }
         // Everything is reserved: from here on nothing can fail.
         self.log.write_at(position as usize, bytes);
@@ -654,31 +671,47 @@ mod tests {
         assert_eq!(parse_segment_name("0000000000000000004x.log"), None);
     }
 
-    fn inputs(size: u64, rolling_base_ms: i64, index_full: bool) -> RollInputs {
-        RollInputs { size, base_offset: 100, rolling_base_ms, index_full }
+    fn inputs(size: u64, first: Option<i64>, index_full: bool) -> RollInputs {
+        RollInputs { size, base_offset: 100, created_ms: 1_000, first_batch_timestamp: first, index_full }
+    }
+
+    fn batch(size: usize, last_offset: i64, max_timestamp: i64) -> IncomingBatch {
+        IncomingBatch { size, last_offset, max_timestamp }
     }
 
     #[test]
     fn roll_happens_when_the_batch_would_not_fit() {
-        assert_eq!(should_roll(inputs(900, 0, false), 100, 101, 0, 1000, 10), None);
-        assert_eq!(should_roll(inputs(901, 0, false), 100, 101, 0, 1000, 10), Some(RollReason::Size));
+        assert_eq!(should_roll(inputs(900, None, false), batch(100, 101, 0), 0, 1000, 10), None);
+        assert_eq!(should_roll(inputs(901, None, false), batch(100, 101, 0), 0, 1000, 10), Some(RollReason::Size));
     }
 
     #[test]
-    fn roll_happens_when_the_segment_is_old_enough() {
-        assert_eq!(should_roll(inputs(10, 1_000, false), 1, 101, 1_009, 1000, 10), None);
-        assert_eq!(should_roll(inputs(10, 1_000, false), 1, 101, 1_010, 1000, 10), Some(RollReason::Time));
+    fn roll_by_time_compares_batch_timestamps_like_kafka() {
+        assert_eq!(should_roll(inputs(10, Some(5_000), false), batch(1, 101, 5_009), 0, 1000, 10), None);
+        assert_eq!(
+            should_roll(inputs(10, Some(5_000), false), batch(1, 101, 5_010), 0, 1000, 10),
+            Some(RollReason::Time)
+        );
+    }
+
+    #[test]
+    fn roll_by_time_without_timestamps_uses_wall_clock_since_creation() {
+        assert_eq!(should_roll(inputs(10, Some(-1), false), batch(1, 101, -1), 1_009, 1000, 10), None);
+        assert_eq!(should_roll(inputs(10, None, false), batch(1, 101, -1), 1_010, 1000, 10), Some(RollReason::Time));
     }
 
     #[test]
     fn roll_happens_when_an_index_is_full_or_offsets_overflow() {
-        assert_eq!(should_roll(inputs(10, 0, true), 1, 101, 0, 1000, 10), Some(RollReason::IndexFull));
+        assert_eq!(should_roll(inputs(10, None, true), batch(1, 101, 0), 0, 1000, 10), Some(RollReason::IndexFull));
         let far = 100 + i64::from(u32::MAX) + 1;
-        assert_eq!(should_roll(inputs(10, 0, false), 1, far, 0, 1000, 10), Some(RollReason::OffsetOverflow));
+        assert_eq!(
+            should_roll(inputs(10, None, false), batch(1, far, 0), 0, 1000, 10),
+            Some(RollReason::OffsetOverflow)
+        );
     }
 
     #[test]
     fn an_empty_segment_never_rolls() {
-        assert_eq!(should_roll(inputs(0, 0, true), 5000, 101, 1 << 40, 1000, 10), None);
+        assert_eq!(should_roll(inputs(0, None, true), batch(5000, 101, 1 << 40), 1 << 40, 1000, 10), None);
     }
 }
