@@ -393,56 +393,104 @@ pub fn first_offset_at_or_after(batch: &[u8], target: i64) -> Option<(i64, i64)>
     Some((header.base_offset, header.max_timestamp))
 }
 
+fn write_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn write_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        Some(b) => {
+            write_varint(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+        None => write_varint(out, -1),
+    }
+}
+
+/// Builds an uncompressed magic-2 record batch, for the broker's own writes (internal topics,
+/// RESP writes) and for tools and tests. Base offset 0, no producer id, CreateTime.
+#[derive(Debug, Default)]
+pub struct BatchBuilder {
+    records: Vec<u8>,
+    count: i32,
+    base_timestamp: Option<i64>,
+    max_timestamp: i64,
+}
+
+impl BatchBuilder {
+    pub fn new() -> Self {
+        BatchBuilder { max_timestamp: -1, ..BatchBuilder::default() }
+    }
+
+    /// Adds a record; `None` key or value is null (a null value is a tombstone).
+    pub fn record(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+    ) -> &mut Self {
+        let base = *self.base_timestamp.get_or_insert(timestamp);
+        let mut body = vec![0u8]; // record attributes (unused)
+        write_varint(&mut body, timestamp - base);
+        write_varint(&mut body, i64::from(self.count));
+        write_bytes(&mut body, key);
+        write_bytes(&mut body, value);
+        write_varint(&mut body, headers.len() as i64);
+        for (k, v) in headers {
+            write_bytes(&mut body, Some(k.as_bytes()));
+            write_bytes(&mut body, Some(v));
+        }
+        write_varint(&mut self.records, body.len() as i64);
+        self.records.extend_from_slice(&body);
+        self.count += 1;
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        self
+    }
+
+    /// The finished batch with its CRC.
+    ///
+    /// # Panics
+    /// If no record was added (Kafka batches are never empty).
+    pub fn build(&self) -> Vec<u8> {
+        assert!(self.count > 0, "a record batch needs at least one record");
+        let mut b = Vec::with_capacity(HEADER_SIZE + self.records.len());
+        b.extend_from_slice(&0i64.to_be_bytes());
+        b.extend_from_slice(&((HEADER_SIZE - LOG_OVERHEAD + self.records.len()) as i32).to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
+        b.push(2);
+        b.extend_from_slice(&[0; 4]); // crc, below
+        b.extend_from_slice(&0i16.to_be_bytes());
+        b.extend_from_slice(&(self.count - 1).to_be_bytes());
+        b.extend_from_slice(&self.base_timestamp.unwrap_or(-1).to_be_bytes());
+        b.extend_from_slice(&self.max_timestamp.to_be_bytes());
+        b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+        b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+        b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+        b.extend_from_slice(&self.count.to_be_bytes());
+        b.extend_from_slice(&self.records);
+        let crc = compute_crc(&b);
+        b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
-    /// Encodes a valid uncompressed batch of `values` (one record each, null keys) with
-    /// `base_timestamp` and timestamps increasing by one millisecond. Test-only encoder, kept
-    /// independent of the parsing code above.
+    /// A valid uncompressed batch of `values` (null keys), timestamps `base_timestamp + i`.
     pub(crate) fn make_batch(values: &[&[u8]], base_timestamp: i64) -> Vec<u8> {
-        fn varint(out: &mut Vec<u8>, v: i64) {
-            let mut z = ((v << 1) ^ (v >> 63)) as u64;
-            loop {
-                if z < 0x80 {
-                    out.push(z as u8);
-                    return;
-                }
-                out.push((z as u8 & 0x7f) | 0x80);
-                z >>= 7;
-            }
+        let mut b = BatchBuilder::new();
+        for (i, v) in values.iter().enumerate() {
+            b.record(base_timestamp + i as i64, None, Some(v), &[]);
         }
-        let mut records = Vec::new();
-        for (i, value) in values.iter().enumerate() {
-            let mut body = vec![0u8]; // attributes
-            varint(&mut body, i as i64); // timestamp delta
-            varint(&mut body, i as i64); // offset delta
-            varint(&mut body, -1); // null key
-            varint(&mut body, value.len() as i64);
-            body.extend_from_slice(value);
-            varint(&mut body, 0); // headers
-            varint(&mut records, body.len() as i64);
-            records.extend_from_slice(&body);
-        }
-        let n = values.len() as i32;
-        let mut b = Vec::with_capacity(HEADER_SIZE + records.len());
-        b.extend_from_slice(&0i64.to_be_bytes());
-        b.extend_from_slice(&((HEADER_SIZE - LOG_OVERHEAD + records.len()) as i32).to_be_bytes());
-        b.extend_from_slice(&(-1i32).to_be_bytes());
-        b.push(2);
-        b.extend_from_slice(&[0; 4]);
-        b.extend_from_slice(&0i16.to_be_bytes());
-        b.extend_from_slice(&(n - 1).to_be_bytes());
-        b.extend_from_slice(&base_timestamp.to_be_bytes());
-        b.extend_from_slice(&(base_timestamp + i64::from(n) - 1).to_be_bytes());
-        b.extend_from_slice(&(-1i64).to_be_bytes());
-        b.extend_from_slice(&(-1i16).to_be_bytes());
-        b.extend_from_slice(&(-1i32).to_be_bytes());
-        b.extend_from_slice(&n.to_be_bytes());
-        b.extend_from_slice(&records);
-        let crc = compute_crc(&b);
-        b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
-        b
+        b.build()
     }
 
     #[test]
