@@ -78,7 +78,7 @@ impl<F: EntryFormat> IndexWriter<F> {
         // rebuilt): zero them so that neither readers nor a later recovery see them.
         if len as usize > readable {
             writer.set_readable(len as usize);
-            writer.truncate(readable);
+            writer.truncate(readable).map_err(|e| Error::io("clear stale index entries in", path, e))?;
         }
         Ok(IndexWriter { writer, max_entries, _format: PhantomData })
     }
@@ -124,14 +124,18 @@ impl<F: EntryFormat> IndexWriter<F> {
         self.writer.ensure_reserved(end as u64).map_err(|e| reserve_error(self.mapped().path(), F::SIZE, e))?;
         let mut buf = [0u8; 16];
         F::encode(&entry, &mut buf[..F::SIZE]);
-        self.writer.write_at(start, &buf[..F::SIZE]);
+        self.writer.write_at(start, &buf[..F::SIZE]).map_err(|e| Error::io("write index", self.mapped().path(), e))?;
         self.writer.set_readable(end);
         Ok(())
     }
 
     /// Keeps the first `entries` entries.
-    pub fn truncate_entries(&mut self, entries: usize) {
-        self.writer.truncate(entries * F::SIZE);
+    ///
+    /// # Errors
+    /// Failing to zero the removed entries.
+    pub fn truncate_entries(&mut self, entries: usize) -> Result<()> {
+        let path = self.mapped().path().to_owned();
+        self.writer.truncate(entries * F::SIZE).map_err(|e| Error::io("truncate index", &path, e))
     }
 
     /// Trims the file to exactly its entries (Kafka's `trimToValidSize`), when sealing.

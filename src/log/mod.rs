@@ -533,7 +533,11 @@ impl Log {
             max_timestamp: header.max_timestamp,
         };
         self.maybe_roll(incoming, options.now_ms)?;
-        self.active.append(batch, &header)?;
+        match self.active.append(batch, &header) {
+            Ok(()) => {}
+            Err(e @ Error::DiskFull { .. }) => return Err(e),
+            Err(e) => return Err(self.poison(e)),
+        }
         self.publish_end();
         self.unflushed_messages += header.records_count as u64;
         self.first_unflushed_ms.get_or_insert(options.now_ms);

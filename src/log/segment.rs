@@ -355,7 +355,7 @@ fn open_log_writer(dir: &Path, base_offset: i64, limits: &SegmentLimits, size: u
     // as zeros, so a later crash cannot resurrect it.
     if len > size {
         writer.set_readable(len as usize);
-        writer.truncate(size as usize);
+        writer.truncate(size as usize).map_err(|e| Error::io("clear the stale tail of", &path, e))?;
     }
     Ok(writer)
 }
@@ -470,8 +470,11 @@ impl ActiveSegment {
         if self.view.size() == 0 {
             self.first_batch_timestamp = Some(header.max_timestamp);
         }
-        // Everything is reserved: from here on nothing can fail.
-        self.log.write_at(position as usize, bytes);
+        // Everything is reserved: from here on only an I/O error (EIO) can fail the append,
+        // and the log then goes offline.
+        self.log
+            .write_at(position as usize, bytes)
+            .map_err(|e| Error::io("write segment", self.log.mapped().path(), e))?;
         self.log.set_readable(end as usize);
         if let Some(e) = entry {
             self.index.append(e)?;
@@ -506,9 +509,10 @@ impl ActiveSegment {
             .iter()
             .take_while(|e| self.base_offset() + i64::from(e.relative_offset) < new_next)
             .count();
-        self.index.truncate_entries(kept_index);
-        self.time_index.truncate_entries(kept_time);
-        self.log.truncate(position as usize);
+        self.index.truncate_entries(kept_index)?;
+        self.time_index.truncate_entries(kept_time)?;
+        let path = self.log.mapped().path().to_owned();
+        self.log.truncate(position as usize).map_err(|e| Error::io("truncate segment", &path, e))?;
         self.state = rebuild_state_from_tail(&self.view, kept_index, kept_time);
         self.view.publish(new_next, &self.state);
         Ok(new_next)
