@@ -26,7 +26,8 @@ fn batch_of(size: usize) -> Vec<u8> {
 /// disk footprint bounded during long runs.
 fn bench_log(config: LogConfig) -> (tempfile::TempDir, Log) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
-    let config = LogConfig { segment_bytes: 256 << 20, retention_bytes: Some(1 << 30), ..config };
+    let retention_gib: u64 = std::env::var("WEIR_BENCH_RETENTION_GIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let config = LogConfig { segment_bytes: 256 << 20, retention_bytes: Some(retention_gib << 30), ..config };
     let log =
         Log::open(dir.path(), TopicPartition::new("bench", 0), Arc::new(config), OpenState::UNKNOWN, 0).expect("open");
     (dir, log)
@@ -45,7 +46,7 @@ fn append(c: &mut Criterion) {
             b.iter(|| {
                 log.append(&mut batch, OPTS).expect("append");
                 n += 1;
-                if n % 4096 == 0 {
+                if n.is_multiple_of(4096) {
                     log.apply_retention(OPTS.now_ms, log.log_end_offset()).expect("retention");
                 }
             })
@@ -62,7 +63,7 @@ fn group_commit(c: &mut Criterion) {
     let mut group = c.benchmark_group("append_group_commit");
     group.sample_size(10).measurement_time(Duration::from_secs(10));
     let size = 64 * 1024;
-    let window = 64;
+    let window: usize = std::env::var("WEIR_BENCH_WINDOW").ok().and_then(|w| w.parse().ok()).unwrap_or(64);
     let (_dir, log) = bench_log(LogConfig { flush_messages: Some(1), ..LogConfig::default() });
     let log = Arc::new(Mutex::new(log));
     let durable = Arc::new((Mutex::new(0i64), Condvar::new()));
@@ -71,13 +72,16 @@ fn group_commit(c: &mut Criterion) {
         let (log, durable, stop) = (Arc::clone(&log), Arc::clone(&durable), Arc::clone(&stop));
         std::thread::spawn(move || {
             let mut fsyncs = 0u64;
+            let mut fsync_time = Duration::ZERO;
             while !stop.load(Ordering::Relaxed) {
                 let job = log.lock().expect("lock").begin_flush().expect("begin flush");
                 let Some(job) = job else {
                     std::thread::yield_now();
                     continue;
                 };
+                let t = Instant::now();
                 let outcome = job.run();
+                fsync_time += t.elapsed();
                 let mut l = log.lock().expect("lock");
                 l.complete_flush(&job, outcome).expect("fsync");
                 let point = l.recovery_point();
@@ -86,7 +90,7 @@ fn group_commit(c: &mut Criterion) {
                 *durable.0.lock().expect("lock") = point;
                 durable.1.notify_all();
             }
-            fsyncs
+            (fsyncs, fsync_time)
         })
     };
     let mut batch = batch_of(size);
@@ -116,8 +120,13 @@ fn group_commit(c: &mut Criterion) {
     });
     group.finish();
     stop.store(true, Ordering::Relaxed);
-    let fsyncs = flusher.join().expect("flusher");
-    eprintln!("group commit: {fsyncs} fsyncs in total");
+    let (fsyncs, fsync_time) = flusher.join().expect("flusher");
+    let end = log.lock().expect("lock").log_end_offset();
+    eprintln!(
+        "group commit: {fsyncs} fsyncs, mean {:?} each, {:.1} batches per fsync",
+        fsync_time / fsyncs.max(1) as u32,
+        end as f64 / (batch.len() as f64 / 1024.0) / fsyncs.max(1) as f64
+    );
 }
 
 criterion_group!(benches, append, group_commit);

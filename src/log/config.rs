@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn bad_values_are_rejected_with_the_key_named() {
         let mut c = LogConfig::default();
-        let e = c.set("segment.bytes", "ten").unwrap_err();
+        let e = c.set("segment.bytes", "ten").expect_err("not a number");
         assert!(e.to_string().contains("segment.bytes"), "{e}");
         assert!(c.set("segment.bytes", "3000000000").is_err());
         assert!(c.set("cleanup.policy", "shred").is_err());

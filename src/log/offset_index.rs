@@ -61,7 +61,7 @@ pub fn decode_all(entries: &[u8]) -> Vec<IndexEntry> {
 /// Kafka's cheap sanity check: whole entries only, offsets and positions strictly increasing,
 /// and the last position inside the log. Returns why it fails.
 pub fn sanity_check(file_len: u64, entries: &[u8], log_size: u64) -> Result<(), String> {
-    if file_len % OffsetIndexFormat::SIZE as u64 != 0 {
+    if !file_len.is_multiple_of(OffsetIndexFormat::SIZE as u64) {
         return Err(format!("index file length {file_len} is not a multiple of 8"));
     }
     let mut previous: Option<IndexEntry> = None;

@@ -504,8 +504,8 @@ proptest! {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = LogConfig { index_interval_bytes: 200, ..LogConfig::default() };
         let mut log = open(dir.path(), config.clone(), OpenState::UNKNOWN);
-        for i in 0..batches_n {
-            append(&mut log, 1 + i % 3, sizes[i], 1_000 + i as i64);
+        for (i, &size) in sizes.iter().take(batches_n).enumerate() {
+            append(&mut log, 1 + i % 3, size, 1_000 + i as i64);
         }
         let pdir = log.dir().to_owned();
         if clean_close { log.close().expect("close") } else { drop(log) }

@@ -69,7 +69,7 @@ pub fn last(entries: &[u8]) -> Option<TimeIndexEntry> {
 /// Whole entries only, timestamps strictly increasing, offsets non-decreasing and below
 /// `max_relative_offset` (the segment's next offset, relative). Returns why it fails.
 pub fn sanity_check(file_len: u64, entries: &[u8], max_relative_offset: u64) -> Result<(), String> {
-    if file_len % TimeIndexFormat::SIZE as u64 != 0 {
+    if !file_len.is_multiple_of(TimeIndexFormat::SIZE as u64) {
         return Err(format!("time index file length {file_len} is not a multiple of 12"));
     }
     let mut previous: Option<TimeIndexEntry> = None;
