@@ -166,12 +166,10 @@ fn try_load(dir: &Path, base_offset: i64, log: &[u8]) -> Result<Option<LoadedSta
     // The tail after the last index entry must scan clean, and the index entry must point at
     // a batch whose last offset it names.
     let from = state.last_indexed_position as usize;
-    let min_offset =
-        entries.last().map_or(base_offset, |e| base_offset + i64::from(e.relative_offset) - i64::from(u32::MAX));
     let mut next_offset = base_offset;
     let mut first = true;
     let mut entry_ok = entries.is_empty();
-    let end = batch::scan_valid(log, from, min_offset.max(base_offset), |b| {
+    let end = batch::scan_valid(log, from, base_offset, |b| {
         if first {
             entry_ok = entry_ok
                 || entries.last().is_some_and(|e| base_offset + i64::from(e.relative_offset) == b.header.last_offset());

@@ -537,3 +537,59 @@ proptest! {
         prop_assert!(verify::verify_dir(&pdir).expect("verify").problems.is_empty());
     }
 }
+
+#[test]
+fn readers_run_concurrently_with_appends_and_only_ever_see_whole_valid_batches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig { segment_bytes: 64 * 1024, index_interval_bytes: 512, ..LogConfig::default() };
+    let log = std::sync::Mutex::new(open(dir.path(), config, OpenState::UNKNOWN));
+    let reader = log.lock().expect("lock").reader();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let checker = s.spawn(|| {
+            let mut reads = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Acquire) || reads == 0 {
+                let end = reader.log_end_offset();
+                let mut offset = reader.log_start_offset();
+                while offset < end {
+                    let r = match reader.read(offset, 8 * 1024, end, true) {
+                        Ok(r) => r,
+                        Err(Error::OffsetOutOfRange { log_start_offset, .. }) if offset < log_start_offset => {
+                            offset = log_start_offset; // retention overtook this reader
+                            continue;
+                        }
+                        Err(e) => panic!("read at {offset}: {e}"),
+                    };
+                    assert!(!r.records.is_empty(), "nothing at {offset} below the end {end} seen earlier");
+                    let mut expected = None;
+                    let mut pos = 0;
+                    for b in batch::HeaderIter::new(&r.records, 0) {
+                        let bytes = &r.records[b.position as usize..b.position as usize + b.header.size()];
+                        assert!(batch::validate(bytes).is_ok(), "a torn or corrupt batch was visible");
+                        if let Some(e) = expected {
+                            assert_eq!(b.header.base_offset, e);
+                        }
+                        expected = Some(b.header.next_offset());
+                        pos += b.header.size();
+                    }
+                    assert_eq!(pos, r.records.len(), "reads return whole batches only");
+                    offset = r.next_offset;
+                }
+                reads += 1;
+            }
+            reads
+        });
+        for i in 0..3_000 {
+            let mut l = log.lock().expect("lock");
+            append(&mut l, 1 + i % 5, 20 + i % 200, i as i64);
+            if i % 700 == 699 {
+                // Move the start forward and delete segments while the reader is reading.
+                let end = l.log_end_offset();
+                l.delete_records(end / 2).expect("delete records");
+                l.apply_retention(i as i64, end).expect("retention");
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+        assert!(checker.join().expect("reader thread") > 0);
+    });
+}
