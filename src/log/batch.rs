@@ -283,9 +283,12 @@ pub enum ScanEnd {
 /// header, each CRC and that offsets increase, and calls `visit` for every valid batch.
 /// Stops at the first batch that is torn or corrupt and reports where.
 ///
-/// `min_offset` is the smallest base offset the first batch may have (the segment's base
-/// offset, or the previous batch's next offset).
-pub fn scan_valid(bytes: &[u8], start: usize, mut min_offset: i64, mut visit: impl FnMut(BatchPosition)) -> ScanEnd {
+/// `segment_base` is the segment's base offset: every batch's base offset must be at least
+/// it (and above the previous batch's last offset), and its last offset at most
+/// `segment_base + u32::MAX` — relative offsets in the indexes are u32. The base offset is
+/// not covered by the CRC, so these bounds are what catch a corrupted one.
+pub fn scan_valid(bytes: &[u8], start: usize, segment_base: i64, mut visit: impl FnMut(BatchPosition)) -> ScanEnd {
+    let mut min_offset = segment_base;
     let mut pos = start;
     while pos < bytes.len() {
         let rest = &bytes[pos..];
@@ -301,6 +304,12 @@ pub fn scan_valid(bytes: &[u8], start: usize, mut min_offset: i64, mut visit: im
         }
         if header.base_offset < min_offset {
             return invalid(format!("base offset {} is below the expected minimum {min_offset}", header.base_offset));
+        }
+        if header.last_offset() - segment_base > i64::from(u32::MAX) {
+            return invalid(format!(
+                "last offset {} does not fit segment {segment_base} (relative offsets are 32-bit)",
+                header.last_offset()
+            ));
         }
         let computed = compute_crc(&rest[..header.size()]);
         if computed != header.crc {
@@ -566,6 +575,20 @@ pub(crate) mod tests {
         assert_eq!(first_offset_at_or_after(&b, 102), Some((12, 102)));
         assert_eq!(first_offset_at_or_after(&b, 103), Some((13, 103)));
         assert_eq!(first_offset_at_or_after(&b, 104), None);
+    }
+
+    #[test]
+    fn scanning_rejects_base_offsets_outside_the_segment_range() {
+        let mut first = make_batch(&[b"a"], 1);
+        assert!(matches!(scan_valid(&first, 0, 100, |_| {}), ScanEnd::Invalid { position: 0, .. }));
+        set_base_offset(&mut first, 100);
+        let mut far = make_batch(&[b"b"], 1);
+        set_base_offset(&mut far, 100 + (1 << 40)); // a flipped bit: the CRC cannot see it
+        let log = [first.clone(), far].concat();
+        let mut seen = 0;
+        let end = scan_valid(&log, 0, 100, |_| seen += 1);
+        assert_eq!(seen, 1);
+        assert!(matches!(end, ScanEnd::Invalid { position, .. } if position as usize == first.len()));
     }
 
     #[test]

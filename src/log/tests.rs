@@ -12,6 +12,11 @@ use super::recovery::scan_segment;
 use super::segment::{segment_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::*;
 
+/// Property-test case count: `default`, or `PROPTEST_CASES` for a longer soak.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 fn tp() -> TopicPartition {
     TopicPartition::new("t", 0)
 }
@@ -372,7 +377,7 @@ fn check_against_model(reader: &LogReader, model: &[(i64, Vec<u8>)]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(64), ..ProptestConfig::default() })]
     #[test]
     fn the_log_behaves_like_a_vector_of_batches(ops in proptest::collection::vec(op(), 1..60)) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -491,7 +496,7 @@ fn apply_damage(dir: &Path, base: i64, d: &Damage) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
     /// After any damage to the active segment and an unclean reopen, the log equals the
     /// longest valid prefix of what was written, and its rebuilt indexes equal a fresh build.
     #[test]
@@ -534,7 +539,8 @@ proptest! {
         prop_assert_eq!(offset_index::decode_all(&index), expected.index);
         let times = std::fs::read(segment_path(&pdir, 0, TIME_INDEX_SUFFIX)).expect("time index");
         prop_assert_eq!(time_index::decode_all(&times), expected.time_index);
-        prop_assert!(verify::verify_dir(&pdir).expect("verify").problems.is_empty());
+        let problems = verify::verify_dir(&pdir).expect("verify").problems;
+        prop_assert!(problems.is_empty(), "{:?}", problems);
     }
 }
 
