@@ -53,6 +53,15 @@ pub struct PartitionLog {
     pub reader: LogReader,
 }
 
+/// What one [`LogManager::maintain`] pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Maintenance {
+    pub flushed: usize,
+    pub segments_deleted: usize,
+    /// Logs that failed (and went offline), with the error.
+    pub failures: Vec<(TopicPartition, String)>,
+}
+
 /// Owner of a data directory.
 #[derive(Debug)]
 pub struct LogManager {
@@ -274,6 +283,47 @@ impl LogManager {
         sync_dir(&self.data_dir)
     }
 
+    /// One pass of background upkeep, for a task that runs it periodically (off the async
+    /// runtime: it fsyncs): flushes each log whose flush is due, without holding the log's
+    /// lock during the fsync, so appends continue; applies retention up to each log's end
+    /// offset (the high watermark of a single broker); then writes the checkpoints.
+    ///
+    /// A log that fails goes offline and is reported; the others are still maintained.
+    ///
+    /// # Errors
+    /// Only a failure to write the checkpoints.
+    pub fn maintain(&self, now_ms: i64) -> Result<Maintenance> {
+        let mut report = Maintenance::default();
+        for (tp, p) in &self.logs {
+            let outcome = (|| -> Result<()> {
+                let job = {
+                    let mut log = p.log.lock().unwrap_or_else(|e| e.into_inner());
+                    if log.offline_cause().is_some() || !log.flush_due(now_ms) {
+                        None
+                    } else {
+                        log.begin_flush()?
+                    }
+                };
+                if let Some(job) = job {
+                    let synced = job.run();
+                    p.log.lock().unwrap_or_else(|e| e.into_inner()).complete_flush(&job, synced)?;
+                    report.flushed += 1;
+                }
+                let mut log = p.log.lock().unwrap_or_else(|e| e.into_inner());
+                if log.offline_cause().is_none() {
+                    let end = log.log_end_offset();
+                    report.segments_deleted += log.apply_retention(now_ms, end)?.0;
+                }
+                Ok(())
+            })();
+            if let Err(e) = outcome {
+                report.failures.push((tp.clone(), e.to_string()));
+            }
+        }
+        self.checkpoint()?;
+        Ok(report)
+    }
+
     /// Writes the recovery-point and log-start-offset checkpoints for every log.
     ///
     /// # Errors
@@ -315,5 +365,84 @@ impl LogManager {
         checkpoint::write(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
         checkpoint::write(&self.data_dir.join(LOG_START_OFFSET_CHECKPOINT), &starts)?;
         checkpoint::write_atomically(&self.data_dir.join(CLEAN_SHUTDOWN_FILE), b"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::BatchBuilder;
+    use crate::log::AppendOptions;
+
+    fn append(m: &LogManager, tp: &TopicPartition, ts: i64) {
+        let mut b = BatchBuilder::new();
+        b.record(ts, Some(b"k"), Some(&[0u8; 300]), &[]);
+        let mut bytes = b.build();
+        let p = m.log(tp).expect("log");
+        p.log
+            .lock()
+            .expect("lock")
+            .append(&mut bytes, AppendOptions { leader_epoch: None, now_ms: ts })
+            .expect("append");
+    }
+
+    #[test]
+    fn topics_and_their_configs_survive_a_restart_and_overrides_merge_over_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut m = LogManager::open(dir.path(), LogConfig::default(), 0).expect("open");
+        let configs = [("retention.ms".to_owned(), "1000".to_owned())].into();
+        m.create_topic("orders", 3, configs, 0).expect("create");
+        assert!(m.create_topic("orders", 1, BTreeMap::new(), 0).is_err(), "duplicate");
+        assert!(m.create_topic("bad/name", 1, BTreeMap::new(), 0).is_err());
+        let bad = [("segment.bytes".to_owned(), "lots".to_owned())].into();
+        assert!(m.create_topic("other", 1, bad, 0).is_err());
+        m.shutdown().expect("shutdown");
+        let mut m = LogManager::open(dir.path(), LogConfig::default(), 0).expect("reopen");
+        assert!(m.had_clean_shutdown());
+        assert_eq!(m.topic("orders").expect("topic").partitions, 3);
+        assert_eq!(m.topic_config("orders").expect("config").retention_ms, Some(1000));
+        assert_eq!(m.logs().count(), 3);
+        m.alter_topic_config("orders", [("retention.ms".to_owned(), "5".to_owned())].into()).expect("alter");
+        let tp = TopicPartition::new("orders", 0);
+        assert_eq!(m.log(&tp).expect("log").log.lock().expect("lock").config().retention_ms, Some(5));
+        m.delete_topic("orders").expect("delete");
+        assert!(!dir.path().join("orders-0").exists());
+        assert!(m.topic("orders").is_none());
+    }
+
+    #[test]
+    fn a_second_manager_cannot_open_a_locked_data_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _m = LogManager::open(dir.path(), LogConfig::default(), 0).expect("open");
+        let e = LogManager::open(dir.path(), LogConfig::default(), 0).expect_err("locked");
+        assert!(e.to_string().contains("another weir"), "{e}");
+    }
+
+    #[test]
+    fn maintain_flushes_what_is_due_applies_retention_and_checkpoints() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut m = LogManager::open(dir.path(), LogConfig::default(), 0).expect("open");
+        let configs = [
+            ("flush.messages".to_owned(), "2".to_owned()),
+            ("retention.ms".to_owned(), "1000".to_owned()),
+            ("segment.bytes".to_owned(), "1024".to_owned()),
+        ]
+        .into();
+        m.create_topic("t", 1, configs, 0).expect("create");
+        let tp = TopicPartition::new("t", 0);
+        for i in 0..10 {
+            append(&m, &tp, 10_000 + i);
+        }
+        let report = m.maintain(10_010).expect("maintain");
+        assert_eq!(report.flushed, 1);
+        assert_eq!(report.segments_deleted, 0);
+        let reader = m.log(&tp).expect("log").reader.clone();
+        assert_eq!(reader.recovery_point(), 10);
+        let text = std::fs::read_to_string(dir.path().join(RECOVERY_POINT_CHECKPOINT)).expect("checkpoint");
+        assert_eq!(text, "0\n1\nt 0 10\n");
+        let report = m.maintain(20_000).expect("maintain");
+        assert!(report.segments_deleted > 0);
+        assert_eq!(reader.log_start_offset(), 10);
+        assert!(report.failures.is_empty());
     }
 }
