@@ -599,3 +599,28 @@ fn readers_run_concurrently_with_appends_and_only_ever_see_whole_valid_batches()
         assert!(checker.join().expect("reader thread") > 0);
     });
 }
+
+#[test]
+fn a_clean_open_does_not_scan_sealed_data_but_an_unclean_one_does() {
+    // Damage in the middle of a sealed segment is invisible to a clean open (which trusts the
+    // files and scans only the active segment's tail) and cut off by an unclean one.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config(), OpenState::UNKNOWN);
+    for i in 0..30 {
+        append(&mut log, 2, 50, 10 + i);
+    }
+    let pdir = log.dir().to_owned();
+    let leo = log.log_end_offset();
+    log.close().expect("close");
+    let path = segment_path(&pdir, 0, LOG_SUFFIX);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[300] ^= 0x40;
+    std::fs::write(&path, bytes).expect("write");
+    let clean = OpenState { clean_shutdown: true, recovery_point: leo, log_start_offset: 0 };
+    let log = open(dir.path(), small_config(), clean);
+    assert_eq!(log.log_end_offset(), leo, "a clean open trusted the sealed segment");
+    drop(log);
+    let log = open(dir.path(), small_config(), OpenState::UNKNOWN);
+    assert!(log.log_end_offset() < leo, "an unclean open scanned and cut the corrupt segment");
+    assert_eq!(log.reader().segment_count(), 1, "segments after the corrupt one are deleted");
+}
