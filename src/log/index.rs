@@ -71,9 +71,9 @@ impl<F: EntryFormat> IndexWriter<F> {
         let len = file.metadata().map_err(|e| Error::io("stat index", path, e))?.len();
         let capacity = max_entries * F::SIZE;
         let readable = (entries * F::SIZE).min(capacity);
-        let mapped = MappedFile::map(&file, path, capacity.max(len as usize), readable)
+        let mapped = MappedFile::map(file, path, capacity.max(len as usize), readable)
             .map_err(|e| Error::io("map index", path, e))?;
-        let mut writer = Writer::new(Arc::new(mapped), file, len, INDEX_RESERVE_STEP);
+        let mut writer = Writer::new(Arc::new(mapped), len, INDEX_RESERVE_STEP);
         // Bytes past the valid entries may be stale (an index reopened after a crash or being
         // rebuilt): zero them so that neither readers nor a later recovery see them.
         if len as usize > readable {
@@ -177,6 +177,6 @@ pub fn open_sealed<F: EntryFormat>(path: &Path) -> Result<Arc<MappedFile>> {
     let file = open_rw(path)?;
     let len = file.metadata().map_err(|e| Error::io("stat index", path, e))?.len() as usize;
     let readable = len / F::SIZE * F::SIZE;
-    let mapped = MappedFile::map(&file, path, len, readable).map_err(|e| Error::io("map index", path, e))?;
+    let mapped = MappedFile::map(file, path, len, readable).map_err(|e| Error::io("map index", path, e))?;
     Ok(Arc::new(mapped))
 }

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint;
 use super::error::{Error, Result};
-use super::{sync_dir, validate_topic_name, Log, LogConfig, LogReader, OpenState, TopicPartition};
+use super::{sync_dir, validate_topic_name, Log, LogConfig, LogFlusher, LogReader, OpenState, TopicPartition};
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".weir_cleanshutdown";
 pub const LOCK_FILE: &str = ".lock";
@@ -45,12 +45,13 @@ pub struct TopicMetadata {
     pub configs: BTreeMap<String, String>,
 }
 
-/// One partition's log with its lock-free read handle.
+/// One partition's log with its lock-free read and flush handles.
 #[derive(Debug)]
 pub struct PartitionLog {
     /// Serializes writers. A std mutex: nothing awaits while holding it.
     pub log: Mutex<Log>,
     pub reader: LogReader,
+    pub flusher: LogFlusher,
 }
 
 /// What one [`LogManager::maintain`] pass did.
@@ -163,8 +164,8 @@ impl LogManager {
     fn open_log(&mut self, tp: TopicPartition, state: OpenState, now_ms: i64) -> Result<Arc<PartitionLog>> {
         let config = Arc::new(self.topic_config(&tp.topic)?);
         let log = Log::open(&self.data_dir, tp.clone(), config, state, now_ms)?;
-        let reader = log.reader();
-        let partition = Arc::new(PartitionLog { log: Mutex::new(log), reader });
+        let (reader, flusher) = (log.reader(), log.flusher());
+        let partition = Arc::new(PartitionLog { log: Mutex::new(log), reader, flusher });
         self.logs.insert(tp, Arc::clone(&partition));
         Ok(partition)
     }
@@ -296,17 +297,12 @@ impl LogManager {
         let mut report = Maintenance::default();
         for (tp, p) in &self.logs {
             let outcome = (|| -> Result<()> {
-                let job = {
-                    let mut log = p.log.lock().unwrap_or_else(|e| e.into_inner());
-                    if log.offline_cause().is_some() || !log.flush_due(now_ms) {
-                        None
-                    } else {
-                        log.begin_flush()?
-                    }
+                let due = {
+                    let log = p.log.lock().unwrap_or_else(|e| e.into_inner());
+                    log.offline_cause().is_none() && log.flush_due(now_ms)
                 };
-                if let Some(job) = job {
-                    let synced = job.run();
-                    p.log.lock().unwrap_or_else(|e| e.into_inner()).complete_flush(&job, synced)?;
+                if due {
+                    p.flusher.flush()?; // without the log's lock: appends continue
                     report.flushed += 1;
                 }
                 let mut log = p.log.lock().unwrap_or_else(|e| e.into_inner());

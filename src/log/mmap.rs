@@ -36,6 +36,8 @@ use memmap2::{MmapOptions, MmapRaw};
 #[derive(Debug)]
 pub struct MappedFile {
     map: MmapRaw,
+    /// The mapped file, kept so any holder can fdatasync it (flushes need no writer lock).
+    file: File,
     /// Bytes from the start that readers may borrow. Only the owner of the writer side
     /// (an active segment or an index writer) changes it.
     readable: AtomicUsize,
@@ -45,10 +47,16 @@ pub struct MappedFile {
 impl MappedFile {
     /// Maps `capacity` bytes of `file` (which may extend past the file's current length: those
     /// pages must be reserved before they are written or read) with `readable` bytes published.
-    pub fn map(file: &File, path: &Path, capacity: usize, readable: usize) -> io::Result<MappedFile> {
+    pub fn map(file: File, path: &Path, capacity: usize, readable: usize) -> io::Result<MappedFile> {
         assert!(readable <= capacity, "readable {readable} exceeds capacity {capacity}");
-        let map = MmapOptions::new().len(capacity).map_raw_read_only(file)?;
-        Ok(MappedFile { map, readable: AtomicUsize::new(readable), path: path.to_owned() })
+        let map = MmapOptions::new().len(capacity).map_raw_read_only(&file)?;
+        Ok(MappedFile { map, file, readable: AtomicUsize::new(readable), path: path.to_owned() })
+    }
+
+    /// `fdatasync`: makes the written bytes and the file length durable. Callable by anyone
+    /// holding the map; the writer need not be involved.
+    pub fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
     }
 
     pub fn path(&self) -> &Path {
@@ -106,7 +114,6 @@ impl AsRef<[u8]> for MapSlice {
 #[derive(Debug)]
 pub struct Writer {
     mapped: Arc<MappedFile>,
-    file: File,
     /// Bytes of the file backed by allocated blocks (`posix_fallocate`d or already written).
     reserved: u64,
     /// How much to reserve at a time beyond what an append needs (amortizes fallocate calls).
@@ -114,17 +121,17 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Wraps an opened file. `file_len` is its current length (all of it counts as reserved).
-    pub fn new(mapped: Arc<MappedFile>, file: File, file_len: u64, reserve_step: u64) -> Writer {
-        Writer { mapped, file, reserved: file_len, reserve_step }
+    /// Wraps a mapped file. `file_len` is its current length (all of it counts as reserved).
+    pub fn new(mapped: Arc<MappedFile>, file_len: u64, reserve_step: u64) -> Writer {
+        Writer { mapped, reserved: file_len, reserve_step }
     }
 
     pub fn mapped(&self) -> &Arc<MappedFile> {
         &self.mapped
     }
 
-    pub fn file(&self) -> &File {
-        &self.file
+    fn file(&self) -> &File {
+        &self.mapped.file
     }
 
     pub fn reserved(&self) -> u64 {
@@ -148,7 +155,7 @@ impl Writer {
             ));
         }
         let target = end.max(self.reserved + self.reserve_step).min(capacity);
-        reserve(&self.file, self.reserved, target - self.reserved)?;
+        reserve(self.file(), self.reserved, target - self.reserved)?;
         self.reserved = target;
         Ok(())
     }
@@ -166,7 +173,7 @@ impl Writer {
         let end = pos.checked_add(data.len()).expect("write range overflows usize");
         assert!(end as u64 <= self.reserved, "write to {pos}..{end} beyond the reserved {}", self.reserved);
         assert!(pos >= self.mapped.readable(), "write at {pos} below the readable length");
-        self.file.write_all_at(data, pos as u64)
+        self.file().write_all_at(data, pos as u64)
     }
 
     /// Publishes `0..len` to readers.
@@ -196,7 +203,7 @@ impl Writer {
         let mut pos = len;
         while pos < old {
             let n = zeros.len().min(old - pos);
-            self.file.write_all_at(&zeros[..n], pos as u64)?;
+            self.file().write_all_at(&zeros[..n], pos as u64)?;
             pos += n;
         }
         Ok(())
@@ -206,16 +213,14 @@ impl Writer {
     /// will happen. `len` must be at least the readable length.
     pub fn trim(&mut self, len: u64) -> io::Result<()> {
         assert!(len >= self.mapped.readable() as u64, "trim below readable bytes");
-        self.file.set_len(len)?;
+        self.file().set_len(len)?;
         self.reserved = len;
         Ok(())
     }
 
-    /// `fdatasync`: makes written bytes (through the map: on Linux the page cache is shared
-    /// between the map and the file, and dirty mapped pages are tracked) and the file length
-    /// durable.
+    /// `fdatasync` of the file.
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+        self.mapped.sync_data()
     }
 }
 

@@ -11,7 +11,6 @@
 //! File names are the base offset as 20 zero-padded digits (`00000000000000000042.log`), as
 //! Kafka names them. See `storage-format.md` for the byte layout and crash behaviour.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -242,6 +241,15 @@ impl SegmentView {
             })
     }
 
+    /// fdatasyncs the `.log`. The active segment's indexes are not synced: recovery rebuilds
+    /// them from the `.log`; a sealed segment's were synced when it was sealed.
+    ///
+    /// # Errors
+    /// The fsync's failure (the caller takes the log offline).
+    pub fn sync_log(&self) -> Result<()> {
+        self.log.sync_data().map_err(|e| Error::io("fsync segment", self.log.path(), e))
+    }
+
     fn publish(&self, next_offset: i64, state: &IndexState) {
         self.offset_of_max_timestamp.store(state.offset_of_max_timestamp, Ordering::Release);
         self.max_timestamp.store(state.max_timestamp, Ordering::Release);
@@ -349,8 +357,8 @@ fn open_log_writer(dir: &Path, base_offset: i64, limits: &SegmentLimits, size: u
     let len = file.metadata().map_err(|e| Error::io("stat segment", &path, e))?.len();
     let capacity = (u64::from(limits.segment_bytes)).max(len) as usize;
     let mapped =
-        MappedFile::map(&file, &path, capacity, size as usize).map_err(|e| Error::io("map segment", &path, e))?;
-    let mut writer = Writer::new(Arc::new(mapped), file, len, LOG_RESERVE_STEP);
+        MappedFile::map(file, &path, capacity, size as usize).map_err(|e| Error::io("map segment", &path, e))?;
+    let mut writer = Writer::new(Arc::new(mapped), len, LOG_RESERVE_STEP);
     // Anything past the valid size (a reservation, or a torn tail recovery cut off) must read
     // as zeros, so a later crash cannot resurrect it.
     if len > size {
@@ -518,19 +526,6 @@ impl ActiveSegment {
         Ok(new_next)
     }
 
-    /// fdatasyncs the `.log` (the indexes of the active segment are rebuilt by recovery).
-    pub fn sync_log(&self) -> Result<()> {
-        self.log.sync().map_err(|e| Error::io("fsync segment", self.log.mapped().path(), e))
-    }
-
-    /// A handle that can fsync this segment's `.log` without borrowing the segment (so the
-    /// log can be flushed while appends continue).
-    pub fn sync_handle(&self) -> Result<(File, PathBuf)> {
-        let path = self.log.mapped().path().to_owned();
-        let file = self.log.file().try_clone().map_err(|e| Error::io("dup segment fd", &path, e))?;
-        Ok((file, path))
-    }
-
     /// Stops appending: writes the final time index entry, trims all three files to their
     /// valid size and fsyncs the indexes. The `.log` itself is fsynced by the next flush.
     pub fn seal(mut self) -> Result<SealedSegment> {
@@ -544,8 +539,7 @@ impl ActiveSegment {
         self.time_index.trim()?;
         self.index.sync()?;
         self.time_index.sync()?;
-        let file = self.log.file().try_clone().map_err(|e| Error::io("dup segment fd", &path, e))?;
-        Ok(SealedSegment { view: self.view, file, dir: self.dir })
+        Ok(SealedSegment { view: self.view, dir: self.dir })
     }
 
     /// Trims the files to their valid size without sealing (clean shutdown), so the next open
@@ -590,7 +584,6 @@ fn rebuild_state_from_tail(view: &SegmentView, kept_index: usize, kept_time: usi
 #[derive(Debug)]
 pub struct SealedSegment {
     view: Arc<SegmentView>,
-    file: File,
     dir: PathBuf,
 }
 
@@ -600,7 +593,7 @@ impl SealedSegment {
     pub fn open(dir: &Path, base_offset: i64, state: LoadedState) -> Result<SealedSegment> {
         let path = segment_path(dir, base_offset, LOG_SUFFIX);
         let file = index::open_rw(&path)?;
-        let log = MappedFile::map(&file, &path, state.size as usize, state.size as usize)
+        let log = MappedFile::map(file, &path, state.size as usize, state.size as usize)
             .map_err(|e| Error::io("map segment", &path, e))?;
         let index =
             index::open_sealed::<offset_index::OffsetIndexFormat>(&segment_path(dir, base_offset, INDEX_SUFFIX))?;
@@ -615,7 +608,7 @@ impl SealedSegment {
             max_timestamp: AtomicI64::new(state.index_state.max_timestamp),
             offset_of_max_timestamp: AtomicI64::new(state.index_state.offset_of_max_timestamp),
         });
-        Ok(SealedSegment { view, file, dir: dir.to_owned() })
+        Ok(SealedSegment { view, dir: dir.to_owned() })
     }
 
     pub fn view(&self) -> &Arc<SegmentView> {
@@ -628,12 +621,6 @@ impl SealedSegment {
 
     pub fn size(&self) -> u64 {
         self.view.size()
-    }
-
-    pub fn sync_handle(&self) -> Result<(File, PathBuf)> {
-        let path = segment_path(&self.dir, self.base_offset(), LOG_SUFFIX);
-        let file = self.file.try_clone().map_err(|e| Error::io("dup segment fd", &path, e))?;
-        Ok((file, path))
     }
 
     /// Deletes the segment's files. Readers holding its maps keep reading them (an unlinked

@@ -316,12 +316,41 @@ fn flush_advances_the_recovery_point_and_flush_due_follows_flush_messages() {
     assert!(!log.flush_due(1));
     append(&mut log, 1, 10, 1);
     assert!(log.flush_due(1));
-    let job = log.begin_flush().expect("begin").expect("something to flush");
-    append(&mut log, 1, 10, 1); // appends continue while the fsync runs
-    let outcome = job.run();
-    log.complete_flush(&job, outcome).expect("complete");
+    let flusher = log.flusher();
+    assert_eq!(flusher.flush().expect("flush without the writer"), 3);
+    assert!(!log.flush_due(1));
+    append(&mut log, 1, 10, 1);
     assert_eq!(log.recovery_point(), 3);
     assert_eq!(log.flush().expect("flush"), 4);
+}
+
+#[test]
+fn flushes_run_concurrently_with_appends_and_never_pass_the_end_after_truncation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = std::sync::Mutex::new(open(dir.path(), small_config(), OpenState::UNKNOWN));
+    let flusher = log.lock().expect("lock").flusher();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                flusher.flush().expect("flush");
+            }
+        });
+        for i in 0..2_000 {
+            let mut l = log.lock().expect("lock");
+            append(&mut l, 1, 30, i);
+            if i % 300 == 299 {
+                let end = l.log_end_offset();
+                l.truncate_to(end - 50, i).expect("truncate");
+            }
+            let (point, end) = (l.recovery_point(), l.log_end_offset());
+            assert!(point <= end, "recovery point {point} past the end {end}");
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+    });
+    let mut l = log.into_inner().expect("lock");
+    assert!(l.recovery_point() <= l.log_end_offset());
+    assert_eq!(l.flush().expect("flush"), l.log_end_offset());
 }
 
 #[test]
@@ -329,9 +358,10 @@ fn a_failed_fsync_takes_the_log_offline() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), LogConfig::default(), OpenState::UNKNOWN);
     append(&mut log, 1, 10, 1);
-    let job = log.begin_flush().expect("begin").expect("job");
+    // The path a failed fdatasync takes in LogFlusher::flush.
     let failure = Error::io("fsync segment", "/x", std::io::Error::from_raw_os_error(libc::EIO));
-    assert!(log.complete_flush(&job, Err(failure)).is_err());
+    assert!(log.poison(failure).is_storage_error());
+    assert!(log.offline_cause().is_some_and(|c| c.contains("fsync segment")));
     let mut b = make_batch(&[b"x"], 1);
     assert!(matches!(log.append(&mut b, opts(1)), Err(Error::Offline { .. })));
     assert!(matches!(log.flush(), Err(Error::Offline { .. })));
