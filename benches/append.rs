@@ -47,7 +47,10 @@ fn append(c: &mut Criterion) {
                 log.append(&mut batch, OPTS).expect("append");
                 n += 1;
                 if n.is_multiple_of(4096) {
-                    log.apply_retention(OPTS.now_ms, log.log_end_offset()).expect("retention");
+                    log.apply_retention(OPTS.now_ms, log.log_end_offset())
+                        .expect("retention")
+                        .delete()
+                        .expect("delete");
                 }
             })
         });
@@ -104,7 +107,9 @@ fn group_commit(c: &mut Criterion) {
                 if i % 1024 == 0 {
                     let mut l = log.lock().expect("lock");
                     let end = l.log_end_offset();
-                    l.apply_retention(OPTS.now_ms, end).expect("retention");
+                    let retired = l.apply_retention(OPTS.now_ms, end).expect("retention");
+                    drop(l);
+                    retired.delete().expect("delete"); // outside the lock, as LogManager::maintain does
                 }
                 while in_flight.len() >= window || (i + 1 == iters && !in_flight.is_empty()) {
                     let wanted = in_flight.pop_front().expect("non-empty");

@@ -305,11 +305,15 @@ impl LogManager {
                     p.flusher.flush()?; // without the log's lock: appends continue
                     report.flushed += 1;
                 }
-                let mut log = p.log.lock().unwrap_or_else(|e| e.into_inner());
-                if log.offline_cause().is_none() {
+                let retired = {
+                    let mut log = p.log.lock().unwrap_or_else(|e| e.into_inner());
+                    if log.offline_cause().is_some() {
+                        return Ok(());
+                    }
                     let end = log.log_end_offset();
-                    report.segments_deleted += log.apply_retention(now_ms, end)?.0;
-                }
+                    log.apply_retention(now_ms, end)?
+                };
+                report.segments_deleted += retired.delete()?; // outside the log's lock
                 Ok(())
             })();
             if let Err(e) = outcome {

@@ -353,8 +353,11 @@ impl LogFlusher {
         }
         let segments = Arc::clone(&shared.segments.read().unwrap_or_else(|p| p.into_inner()));
         let synced = (|| {
-            for s in segments.iter().filter(|s| s.next_offset() > point && s.base_offset() < target) {
-                s.sync_log()?;
+            for s in segments.iter() {
+                if s.next_offset() > point && s.base_offset() < target {
+                    s.sync_log()?;
+                }
+                s.sync_indexes_if_sealed()?;
             }
             if dir_dirty {
                 sync_dir(&shared.dir)?;
@@ -375,6 +378,39 @@ impl LogFlusher {
     /// The offset below which every record is durable.
     pub fn recovery_point(&self) -> i64 {
         self.shared.recovery_point.load(Ordering::Acquire)
+    }
+}
+
+/// Segments taken out of a log by retention. Readers that start now no longer see them
+/// (the log start offset moved past them); readers already holding their maps keep reading.
+/// If [`Retired::delete`] never runs (a crash), the next open deletes them: they end at or
+/// below the checkpointed log start offset.
+#[derive(Debug)]
+#[must_use = "retired segments' files are deleted only by Retired::delete"]
+pub struct Retired {
+    segments: Vec<SealedSegment>,
+    dir: PathBuf,
+    pub reason: Option<RetentionReason>,
+}
+
+impl Retired {
+    pub fn count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Deletes the files and fsyncs the directory. Returns how many segments were deleted.
+    ///
+    /// # Errors
+    /// A failed unlink or directory fsync (the files left behind are deleted on next open).
+    pub fn delete(self) -> Result<usize> {
+        let n = self.segments.len();
+        for s in self.segments {
+            s.delete()?;
+        }
+        if n > 0 {
+            sync_dir(&self.dir)?;
+        }
+        Ok(n)
     }
 }
 
@@ -775,13 +811,16 @@ impl Log {
         facts
     }
 
-    /// Applies retention: deletes leading segments that are below the log start offset,
-    /// older than `retention.ms`, or beyond `retention.bytes`, never past `high_watermark`.
-    /// Returns how many segments were deleted and why.
+    /// Applies retention: takes out the leading segments that are below the log start offset,
+    /// older than `retention.ms`, or beyond `retention.bytes`, never past `high_watermark`,
+    /// and advances the log start offset past them. Their files are deleted by
+    /// [`Retired::delete`], which the caller runs after releasing the log, so appends do not
+    /// wait for unlinks and a directory fsync.
     ///
     /// # Errors
-    /// I/O errors take the log offline.
-    pub fn apply_retention(&mut self, now_ms: i64, high_watermark: i64) -> Result<(usize, Option<RetentionReason>)> {
+    /// I/O errors while rolling (when the active segment itself is retired) take the log
+    /// offline.
+    pub fn apply_retention(&mut self, now_ms: i64, high_watermark: i64) -> Result<Retired> {
         self.check_online()?;
         let inputs = RetentionInputs {
             now_ms,
@@ -792,26 +831,17 @@ impl Log {
             max_end_offset: high_watermark,
         };
         let (count, reason) = retention::segments_to_delete(&self.segment_facts(), inputs);
-        if count == 0 {
-            return Ok((0, None));
-        }
         if count > self.sealed.len() {
             self.roll(now_ms)?; // the active segment goes too: start a new one first
         }
-        let result = (|| {
-            for _ in 0..count {
-                if let Some(s) = self.sealed.pop_front() {
-                    s.delete()?;
-                }
-            }
-            sync_dir(&self.dir)
-        })();
-        let new_first = self.sealed.front().map_or(self.active.base_offset(), |s| s.base_offset());
-        self.shared.log_start_offset.fetch_max(new_first, Ordering::AcqRel);
-        self.publish_segments();
-        tracing::info!(topic_partition = %self.topic_partition, count, ?reason, "deleted segments by retention");
-        result.map_err(|e| self.poison(e))?;
-        Ok((count, reason))
+        let segments: Vec<SealedSegment> = (0..count).filter_map(|_| self.sealed.pop_front()).collect();
+        if !segments.is_empty() {
+            let new_first = self.sealed.front().map_or(self.active.base_offset(), |s| s.base_offset());
+            self.shared.log_start_offset.fetch_max(new_first, Ordering::AcqRel);
+            self.publish_segments();
+            tracing::info!(topic_partition = %self.topic_partition, count, ?reason, "retention retired segments");
+        }
+        Ok(Retired { segments, dir: self.dir.clone(), reason })
     }
 
     /// Clean close: flushes, trims the active segment's files to their valid size (so the

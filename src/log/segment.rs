@@ -12,7 +12,7 @@
 //! Kafka names them. See `storage-format.md` for the byte layout and crash behaviour.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -134,6 +134,9 @@ pub struct SegmentView {
     next_offset: AtomicI64,
     max_timestamp: AtomicI64,
     offset_of_max_timestamp: AtomicI64,
+    /// Sealed, with indexes not yet fsynced: the next flush syncs them (sealing happens on
+    /// the append path, where no fsync should run).
+    indexes_unsynced: AtomicBool,
 }
 
 /// What [`SegmentView::read`] found.
@@ -242,12 +245,29 @@ impl SegmentView {
     }
 
     /// fdatasyncs the `.log`. The active segment's indexes are not synced: recovery rebuilds
-    /// them from the `.log`; a sealed segment's were synced when it was sealed.
+    /// them from the `.log`.
     ///
     /// # Errors
     /// The fsync's failure (the caller takes the log offline).
     pub fn sync_log(&self) -> Result<()> {
         self.log.sync_data().map_err(|e| Error::io("fsync segment", self.log.path(), e))
+    }
+
+    /// fdatasyncs the indexes of a sealed segment once, the first time a flush sees it
+    /// sealed; a no-op otherwise. Segments below the recovery point are trusted on a clean
+    /// open, so their indexes must be durable before the recovery point passes them.
+    ///
+    /// # Errors
+    /// The fsync's failure (the caller takes the log offline).
+    pub fn sync_indexes_if_sealed(&self) -> Result<()> {
+        if !self.indexes_unsynced.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        for map in [&self.index, &self.time_index] {
+            map.sync_data().map_err(|e| Error::io("fsync index", map.path(), e))?;
+        }
+        self.indexes_unsynced.store(false, Ordering::Release);
+        Ok(())
     }
 
     fn publish(&self, next_offset: i64, state: &IndexState) {
@@ -417,6 +437,7 @@ impl ActiveSegment {
             next_offset: AtomicI64::new(state.next_offset),
             max_timestamp: AtomicI64::new(state.index_state.max_timestamp),
             offset_of_max_timestamp: AtomicI64::new(state.index_state.offset_of_max_timestamp),
+            indexes_unsynced: AtomicBool::new(false),
         });
         let first_batch_timestamp = HeaderIter::new(view.log_bytes(), 0).next().map(|b| b.header.max_timestamp);
         Ok(ActiveSegment {
@@ -526,8 +547,9 @@ impl ActiveSegment {
         Ok(new_next)
     }
 
-    /// Stops appending: writes the final time index entry, trims all three files to their
-    /// valid size and fsyncs the indexes. The `.log` itself is fsynced by the next flush.
+    /// Stops appending: writes the final time index entry and trims all three files to their
+    /// valid size. No fsync here (this runs on the append path): the next flush syncs the
+    /// `.log` and, once, the indexes.
     pub fn seal(mut self) -> Result<SealedSegment> {
         if let Some(e) = self.state.time_entry(self.base_offset()) {
             self.time_index.append(e)?;
@@ -537,8 +559,7 @@ impl ActiveSegment {
         self.log.trim(size).map_err(|e| Error::io("trim segment", &path, e))?;
         self.index.trim()?;
         self.time_index.trim()?;
-        self.index.sync()?;
-        self.time_index.sync()?;
+        self.view.indexes_unsynced.store(true, Ordering::Release);
         Ok(SealedSegment { view: self.view, dir: self.dir })
     }
 
@@ -607,6 +628,8 @@ impl SealedSegment {
             next_offset: AtomicI64::new(state.next_offset),
             max_timestamp: AtomicI64::new(state.index_state.max_timestamp),
             offset_of_max_timestamp: AtomicI64::new(state.index_state.offset_of_max_timestamp),
+            // On disk since before this open (loaded) or fsynced when rebuilt by recovery.
+            indexes_unsynced: AtomicBool::new(false),
         });
         Ok(SealedSegment { view, dir: dir.to_owned() })
     }

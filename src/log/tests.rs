@@ -261,16 +261,41 @@ fn retention_deletes_expired_segments_and_advances_the_log_start_offset() {
         append(&mut log, 2, 50, 10_000 + i * 100);
     }
     let before = log.reader().segment_count();
-    let (n, reason) = log.apply_retention(12_000, log.log_end_offset()).expect("retention");
+    let retired = log.apply_retention(12_000, log.log_end_offset()).expect("retention");
+    let reason = retired.reason;
+    let n = retired.delete().expect("delete retired segments");
     assert_eq!(reason, Some(retention::RetentionReason::Time));
     assert!(n > 0 && n < before);
     let first = log.segment_facts()[0].base_offset;
     assert_eq!(log.log_start_offset(), first);
     assert!(read_all(&log.reader()).iter().all(|h| h.max_timestamp >= 11_000 - 200));
     // Everything expired: the active segment goes too and the log stays appendable.
-    log.apply_retention(100_000, log.log_end_offset()).expect("retention");
+    log.apply_retention(100_000, log.log_end_offset()).expect("retention").delete().expect("delete");
     assert_eq!(log.log_start_offset(), log.log_end_offset());
     assert_eq!(append(&mut log, 1, 1, 100_000).base_offset, 60);
+}
+
+#[test]
+fn retired_segments_not_yet_deleted_when_the_process_dies_are_deleted_on_the_next_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig { retention_ms: None, ..small_config() }, OpenState::UNKNOWN);
+    for i in 0..30 {
+        append(&mut log, 2, 50, 10 + i);
+    }
+    let second = log.segment_facts()[1].base_offset;
+    log.delete_records(second).expect("delete records");
+    let retired = log.apply_retention(0, log.log_end_offset()).expect("retention");
+    assert_eq!(retired.count(), 1);
+    assert_eq!(log.log_start_offset(), second);
+    let first_file = segment_path(log.dir(), 0, LOG_SUFFIX);
+    assert!(first_file.exists(), "files go only when Retired::delete runs");
+    drop(retired);
+    drop(log); // crash: no delete, no clean shutdown
+    let state = OpenState { clean_shutdown: false, recovery_point: 0, log_start_offset: second };
+    let log = open(dir.path(), small_config(), state);
+    assert!(!first_file.exists());
+    assert_eq!(log.log_start_offset(), second);
+    assert_eq!(log.reader().read(second, 1, i64::MAX, true).expect("read").next_offset, second + 2);
 }
 
 #[test]
@@ -284,7 +309,7 @@ fn delete_records_then_retention_removes_whole_segments_below_the_new_start() {
     assert_eq!(log.delete_records(third + 1).expect("delete"), third + 1);
     assert_eq!(log.delete_records(1).expect("never moves back"), third + 1);
     assert!(log.delete_records(1_000).is_err());
-    let (n, _) = log.apply_retention(0, log.log_end_offset()).expect("retention");
+    let n = log.apply_retention(0, log.log_end_offset()).expect("retention").delete().expect("delete");
     assert_eq!(n, 2);
     let r = log.reader().read(third + 1, usize::MAX, i64::MAX, true).expect("read");
     assert_eq!(batches(&r.records)[0].base_offset, third);
@@ -622,7 +647,7 @@ fn readers_run_concurrently_with_appends_and_only_ever_see_whole_valid_batches()
                 // Move the start forward and delete segments while the reader is reading.
                 let end = l.log_end_offset();
                 l.delete_records(end / 2).expect("delete records");
-                l.apply_retention(i as i64, end).expect("retention");
+                l.apply_retention(i as i64, end).expect("retention").delete().expect("delete");
             }
         }
         done.store(true, std::sync::atomic::Ordering::Release);
