@@ -18,7 +18,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -83,10 +82,8 @@ fn lock_dir(data_dir: &Path) -> Result<File> {
         .write(true)
         .open(&path)
         .map_err(|e| Error::io("open", &path, e))?;
-    // SAFETY: plain FFI call on an open descriptor.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(Error::io("lock (is another weir using this data dir?)", &path, std::io::Error::last_os_error()));
-    }
+    super::mmap::try_lock_exclusive(&file)
+        .map_err(|e| Error::io("lock (is another weir using this data dir?)", &path, e))?;
     Ok(file)
 }
 

@@ -1,4 +1,5 @@
-//! Memory-mapped files: the only module with `unsafe`.
+//! Memory-mapped files and the two raw system calls weir makes (`posix_fallocate`,
+//! `flock`): the only module with `unsafe`.
 //!
 //! A [`MappedFile`] maps a file read-only (including a region beyond its current end, which
 //! becomes readable as the file grows) once, for its whole life, and tracks how many bytes
@@ -20,6 +21,8 @@
 //! (sealing trims only the unused tail; truncation zero-fills instead of shrinking). Because
 //! the blocks are allocated up front, a full disk is reported by the reservation, never later
 //! by writeback or fsync.
+
+#![allow(unsafe_code)] // the one module where it is allowed: see the module docs
 
 use std::fs::File;
 use std::io;
@@ -243,4 +246,29 @@ pub fn reserve(file: &File, offset: u64, len: u64) -> io::Result<()> {
     } else {
         Err(io::Error::from_raw_os_error(rc))
     }
+}
+
+/// Maps a whole file read-only, for recovery at open time (`None` for an empty file).
+///
+/// The caller must own the data directory (its lock is held) and must not change the file
+/// while the map lives: a file shrunk under a map makes reads past the new end SIGBUS.
+pub fn map_for_recovery(file: &File) -> io::Result<Option<memmap2::Mmap>> {
+    if file.metadata()?.len() == 0 {
+        return Ok(None);
+    }
+    // SAFETY: per the contract above, nothing modifies the file while it is mapped: open and
+    // recovery run before any writer exists, under the data directory's lock.
+    unsafe { memmap2::Mmap::map(file) }.map(Some)
+}
+
+/// Takes an exclusive, non-blocking `flock` on `file`, held until the file is closed.
+///
+/// # Errors
+/// `EWOULDBLOCK` when another process holds it.
+pub fn try_lock_exclusive(file: &File) -> io::Result<()> {
+    // SAFETY: plain FFI call on an open file descriptor; no memory is passed.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -83,10 +83,8 @@ fn map_file(path: &Path) -> Result<(File, Option<Mmap>, u64)> {
     if len == 0 {
         return Ok((file, None, 0));
     }
-    // SAFETY: the file is not modified while this read-only map is alive (open is
-    // single-threaded and nothing else writes the partition directory).
-    let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io("map", path, e))?;
-    Ok((file, Some(map), len))
+    let map = super::mmap::map_for_recovery(&file).map_err(|e| Error::io("map", path, e))?;
+    Ok((file, map, len))
 }
 
 fn write_entries<F: EntryFormat>(path: &Path, entries: &[F::Entry]) -> Result<()> {
