@@ -39,12 +39,12 @@ fn append(c: &mut Criterion) {
     let mut group = c.benchmark_group("append");
     for (name, size) in [("1KiB", 1024), ("64KiB", 64 * 1024)] {
         let (_dir, mut log) = bench_log(LogConfig::default());
-        let mut batch = batch_of(size);
+        let batch = batch_of(size);
         group.throughput(Throughput::Bytes(batch.len() as u64));
         let mut n = 0u64;
         group.bench_function(name, |b| {
             b.iter(|| {
-                log.append(&mut batch, OPTS).expect("append");
+                log.append(&batch, OPTS).expect("append");
                 n += 1;
                 if n.is_multiple_of(4096) {
                     log.apply_retention(OPTS.now_ms, log.log_end_offset())
@@ -92,7 +92,7 @@ fn group_commit(c: &mut Criterion) {
             (fsyncs, fsync_time)
         })
     };
-    let mut batch = batch_of(size);
+    let batch = batch_of(size);
     group.throughput(Throughput::Bytes(batch.len() as u64));
     group.bench_function("64KiB_flush_messages_1", |b| {
         b.iter_custom(|iters| {
@@ -101,7 +101,7 @@ fn group_commit(c: &mut Criterion) {
             let mut in_flight = std::collections::VecDeque::new();
             for i in 0..iters {
                 let t = Instant::now();
-                let info = log.lock().expect("lock").append(&mut batch, OPTS).expect("append");
+                let info = log.lock().expect("lock").append(&batch, OPTS).expect("append");
                 appending += t.elapsed();
                 in_flight.push_back(info.log_end_offset);
                 if i % 1024 == 0 {

@@ -29,10 +29,10 @@ fn read_sealed(c: &mut Criterion) {
     for i in 0..64 {
         b.record(i, None, Some(&value), &[]);
     }
-    let mut batch = b.build();
+    let batch = b.build();
     let opts = AppendOptions { leader_epoch: None, now_ms: 0 };
     while log.reader().segment_count() < 2 {
-        log.append(&mut batch, opts).expect("append");
+        log.append(&batch, opts).expect("append");
     }
     let reader = log.reader();
     let sealed_end = log.segment_facts()[1].base_offset;

@@ -48,9 +48,9 @@ fn lookups(c: &mut Criterion) {
             .expect("open");
     let mut b = BatchBuilder::new();
     b.record(0, None, Some(&[1u8; 950]), &[]);
-    let mut batch = b.build();
+    let batch = b.build();
     for _ in 0..65_536 {
-        log.append(&mut batch, AppendOptions { leader_epoch: None, now_ms: 0 }).expect("append");
+        log.append(&batch, AppendOptions { leader_epoch: None, now_ms: 0 }).expect("append");
     }
     let reader = log.reader();
     let end = log.log_end_offset() as u64;

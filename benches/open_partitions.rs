@@ -25,7 +25,7 @@ fn open_1000(c: &mut Criterion) {
                 let log = m.log(&TopicPartition::new(format!("topic-{t}"), p)).expect("log").clone();
                 let mut l = log.log.lock().expect("lock");
                 for _ in 0..100 {
-                    l.append(&mut batch.clone(), AppendOptions { leader_epoch: None, now_ms: 0 }).expect("append");
+                    l.append(&batch, AppendOptions { leader_epoch: None, now_ms: 0 }).expect("append");
                 }
             }
         }

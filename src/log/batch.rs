@@ -242,19 +242,33 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
-/// Rewrites the partition leader epoch in place (not covered by the CRC).
-pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
-    batch[LEADER_EPOCH..LEADER_EPOCH + 4].copy_from_slice(&epoch.to_be_bytes());
+/// The broker's edits to a batch header at append.
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderPatch {
+    pub base_offset: i64,
+    pub partition_leader_epoch: Option<i32>,
+    /// Stamp LogAppendTime with this time (sets the attribute and `max_timestamp`).
+    pub log_append_time: Option<i64>,
 }
 
-/// Stamps LogAppendTime: sets the timestamp-type attribute and `max_timestamp = now_ms`, as
-/// Kafka does, and recomputes the CRC (the one case where the broker rewrites covered bytes).
-pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
-    let attributes = i16_at(batch, ATTRIBUTES) | TIMESTAMP_TYPE_BIT;
-    batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
-    batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = compute_crc(batch);
-    batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+/// The header of `batch` (a validated batch) with `patch` applied, as it is stored. The body
+/// is not copied: LogAppendTime changes CRC-covered fields, and the new CRC is computed over
+/// the patched header bytes followed by the untouched body.
+pub fn patched_header(batch: &[u8], patch: HeaderPatch) -> [u8; HEADER_SIZE] {
+    let mut h = [0u8; HEADER_SIZE];
+    h.copy_from_slice(&batch[..HEADER_SIZE]);
+    h[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&patch.base_offset.to_be_bytes());
+    if let Some(epoch) = patch.partition_leader_epoch {
+        h[LEADER_EPOCH..LEADER_EPOCH + 4].copy_from_slice(&epoch.to_be_bytes());
+    }
+    if let Some(now_ms) = patch.log_append_time {
+        let attributes = i16_at(&h, ATTRIBUTES) | TIMESTAMP_TYPE_BIT;
+        h[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        h[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&h[ATTRIBUTES..]), &batch[HEADER_SIZE..]);
+        h[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+    h
 }
 
 /// The time used for indexing and retention: LogAppendTime batches carry it in
@@ -524,19 +538,23 @@ pub(crate) mod tests {
         }
     }
 
+    fn patched(b: &[u8], patch: HeaderPatch) -> Vec<u8> {
+        [&patched_header(b, patch)[..], &b[HEADER_SIZE..]].concat()
+    }
+
     #[test]
-    fn base_offset_and_leader_epoch_rewrites_keep_the_crc_valid() {
-        let mut b = make_batch(&[b"x"], 5);
-        set_base_offset(&mut b, 42);
-        set_partition_leader_epoch(&mut b, 7);
+    fn base_offset_and_leader_epoch_patches_keep_the_crc_valid() {
+        let b = make_batch(&[b"x"], 5);
+        let b = patched(&b, HeaderPatch { base_offset: 42, partition_leader_epoch: Some(7), log_append_time: None });
         let h = validate(&b).expect("still valid");
         assert_eq!((h.base_offset, h.partition_leader_epoch), (42, 7));
     }
 
     #[test]
     fn log_append_time_stamping_sets_type_and_max_timestamp_and_fixes_crc() {
-        let mut b = make_batch(&[b"x", b"y"], 5);
-        stamp_log_append_time(&mut b, 99_000);
+        let b = make_batch(&[b"x", b"y"], 5);
+        let b =
+            patched(&b, HeaderPatch { base_offset: 0, partition_leader_epoch: None, log_append_time: Some(99_000) });
         let h = validate(&b).expect("crc recomputed");
         assert_eq!(h.timestamp_type(), TimestampType::LogAppendTime);
         assert_eq!(h.max_timestamp, 99_000);

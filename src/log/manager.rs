@@ -374,13 +374,9 @@ mod tests {
     fn append(m: &LogManager, tp: &TopicPartition, ts: i64) {
         let mut b = BatchBuilder::new();
         b.record(ts, Some(b"k"), Some(&[0u8; 300]), &[]);
-        let mut bytes = b.build();
+        let bytes = b.build();
         let p = m.log(tp).expect("log");
-        p.log
-            .lock()
-            .expect("lock")
-            .append(&mut bytes, AppendOptions { leader_epoch: None, now_ms: ts })
-            .expect("append");
+        p.log.lock().expect("lock").append(&bytes, AppendOptions { leader_epoch: None, now_ms: ts }).expect("append");
     }
 
     #[test]

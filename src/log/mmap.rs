@@ -179,6 +179,53 @@ impl Writer {
         self.file().write_all_at(data, pos as u64)
     }
 
+    /// Writes the concatenation of `parts` at `pos` with one `pwritev` (retrying partial
+    /// writes), so a batch can be stored as a patched header plus the untouched body without
+    /// first copying them together. Same contract as [`Self::write_at`].
+    ///
+    /// # Errors
+    /// The `pwritev` failure.
+    pub fn write_parts_at(&mut self, pos: usize, parts: &[&[u8]]) -> io::Result<()> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let end = pos.checked_add(total).expect("write range overflows usize");
+        assert!(end as u64 <= self.reserved, "write to {pos}..{end} beyond the reserved {}", self.reserved);
+        assert!(pos >= self.mapped.readable(), "write at {pos} below the readable length");
+        let mut done = 0usize;
+        while done < total {
+            // iovecs for what is left, skipping bytes already written.
+            let mut skip = done;
+            let iov: Vec<libc::iovec> = parts
+                .iter()
+                .filter_map(|p| {
+                    if skip >= p.len() {
+                        skip -= p.len();
+                        return None;
+                    }
+                    let rest = &p[skip..];
+                    skip = 0;
+                    Some(libc::iovec { iov_base: rest.as_ptr() as *mut libc::c_void, iov_len: rest.len() })
+                })
+                .collect();
+            let offset = libc::off_t::try_from(pos + done)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file offset too large"))?;
+            // SAFETY: every iovec points into a live borrowed slice (`parts`) for its length;
+            // pwritev only reads them. The fd is open for writing.
+            let n = unsafe { libc::pwritev(self.file().as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int, offset) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::WriteZero, "pwritev wrote nothing"));
+            }
+            done += n as usize;
+        }
+        Ok(())
+    }
+
     /// Publishes `0..len` to readers.
     pub fn set_readable(&mut self, len: usize) {
         assert!(len as u64 <= self.reserved, "publishing {len} bytes beyond the reserved {}", self.reserved);

@@ -585,9 +585,10 @@ impl Log {
     }
 
     /// Appends one record batch as a producer sent it: validates its header (length, magic,
-    /// CRC32C, counts, timestamps), assigns offsets by rewriting the base offset in place,
-    /// stamps the leader epoch and (per `message.timestamp.type`) LogAppendTime, rolls the
-    /// active segment if due, and copies the batch into the segment map.
+    /// CRC32C, counts, timestamps), assigns offsets by rewriting the base offset in the stored
+    /// header, stamps the leader epoch and (per `message.timestamp.type`) LogAppendTime, rolls
+    /// the active segment if due, and writes the batch with one `pwritev` of the patched
+    /// 61-byte header and the untouched body: the record bytes are never copied by weir.
     ///
     /// The batch is readable when this returns; it is durable after the next flush.
     ///
@@ -595,43 +596,31 @@ impl Log {
     /// [`Error::InvalidBatch`], [`Error::BatchTooLarge`] (nothing written);
     /// [`Error::DiskFull`] (nothing written, log stays online); [`Error::Offline`];
     /// I/O errors while rolling (the log goes offline).
-    pub fn append(&mut self, batch: &mut [u8], options: AppendOptions) -> Result<AppendInfo> {
+    pub fn append(&mut self, batch: &[u8], options: AppendOptions) -> Result<AppendInfo> {
         self.check_online()?;
         let mut header = batch::validate(batch)?;
-        if batch.len() > self.config.max_message_bytes as usize {
-            return Err(Error::BatchTooLarge {
-                size: batch.len(),
-                limit: self.config.max_message_bytes as usize,
-                setting: "max.message.bytes",
-            });
-        }
-        if batch.len() > self.config.segment_bytes as usize {
-            return Err(Error::BatchTooLarge {
-                size: batch.len(),
-                limit: self.config.segment_bytes as usize,
-                setting: "segment.bytes",
-            });
-        }
-        let mut log_append_time = None;
-        if self.config.message_timestamp_type == TimestampType::LogAppendTime {
-            batch::stamp_log_append_time(batch, options.now_ms);
-            header.max_timestamp = options.now_ms;
-            log_append_time = Some(options.now_ms);
-        }
-        if let Some(epoch) = options.leader_epoch {
-            batch::set_partition_leader_epoch(batch, epoch);
-            header.partition_leader_epoch = epoch;
+        let limits =
+            [(self.config.max_message_bytes, "max.message.bytes"), (self.config.segment_bytes, "segment.bytes")];
+        for (limit, setting) in limits {
+            if batch.len() > limit as usize {
+                return Err(Error::BatchTooLarge { size: batch.len(), limit: limit as usize, setting });
+            }
         }
         let base_offset = self.log_end_offset();
-        batch::set_base_offset(batch, base_offset);
+        let log_append_time =
+            (self.config.message_timestamp_type == TimestampType::LogAppendTime).then_some(options.now_ms);
+        let patch = batch::HeaderPatch { base_offset, partition_leader_epoch: options.leader_epoch, log_append_time };
+        let head = batch::patched_header(batch, patch);
         header.base_offset = base_offset;
+        header.partition_leader_epoch = options.leader_epoch.unwrap_or(header.partition_leader_epoch);
+        header.max_timestamp = log_append_time.unwrap_or(header.max_timestamp);
         let incoming = segment::IncomingBatch {
             size: batch.len(),
             last_offset: header.last_offset(),
             max_timestamp: header.max_timestamp,
         };
         self.maybe_roll(incoming, options.now_ms)?;
-        match self.active.append(batch, &header) {
+        match self.active.append(&head, &batch[batch::HEADER_SIZE..], &header) {
             Ok(()) => {}
             Err(e @ Error::DiskFull { .. }) => return Err(e),
             Err(e) => return Err(self.poison(e)),

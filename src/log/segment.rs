@@ -476,16 +476,19 @@ impl ActiveSegment {
         }
     }
 
-    /// Appends one validated batch whose base offset is already assigned, then publishes it.
+    /// Appends one validated batch, stored as `head` (its patched header) followed by `body`
+    /// (the rest of the batch as received), then publishes it. `header` describes the batch
+    /// as stored.
     ///
     /// # Errors
     /// [`Error::DiskFull`] when space cannot be reserved; nothing is written or published and
     /// the segment stays usable.
-    pub fn append(&mut self, bytes: &[u8], header: &BatchHeader) -> Result<()> {
+    pub fn append(&mut self, head: &[u8], body: &[u8], header: &BatchHeader) -> Result<()> {
+        let len = head.len() + body.len();
         let position = self.size();
-        let end = position + bytes.len() as u64;
+        let end = position + len as u64;
         // Reserve first, for the log and both indexes, so a full disk fails before any write.
-        self.log.ensure_reserved(end).map_err(|e| reserve_error(self.log.mapped().path(), bytes.len(), e))?;
+        self.log.ensure_reserved(end).map_err(|e| reserve_error(self.log.mapped().path(), len, e))?;
         let position = position as u32;
         let mut probe = self.state;
         let (entry, time_entry) =
@@ -502,7 +505,7 @@ impl ActiveSegment {
         // Everything is reserved: from here on only an I/O error (EIO) can fail the append,
         // and the log then goes offline.
         self.log
-            .write_at(position as usize, bytes)
+            .write_parts_at(position as usize, &[head, body])
             .map_err(|e| Error::io("write segment", self.log.mapped().path(), e))?;
         self.log.set_readable(end as usize);
         if let Some(e) = entry {

@@ -37,8 +37,16 @@ fn opts(now_ms: i64) -> AppendOptions {
 fn append(log: &mut Log, n: usize, size: usize, ts: i64) -> AppendInfo {
     let value = vec![b'v'; size];
     let values: Vec<&[u8]> = (0..n).map(|_| value.as_slice()).collect();
-    let mut b = make_batch(&values, ts);
-    log.append(&mut b, opts(ts)).expect("append")
+    let b = make_batch(&values, ts);
+    log.append(&b, opts(ts)).expect("append")
+}
+
+/// The bytes the log stores for `batch` appended with [`opts`]: the header patched with the
+/// assigned base offset and the leader epoch.
+fn as_stored(batch: &[u8], info: &AppendInfo) -> Vec<u8> {
+    let patch =
+        batch::HeaderPatch { base_offset: info.base_offset, partition_leader_epoch: Some(3), log_append_time: None };
+    [&batch::patched_header(batch, patch)[..], &batch[batch::HEADER_SIZE..]].concat()
 }
 
 fn batches(records: &[u8]) -> Vec<BatchHeader> {
@@ -143,12 +151,12 @@ fn the_log_rolls_when_segment_ms_has_passed() {
 fn oversized_and_corrupt_batches_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), LogConfig { max_message_bytes: 200, ..small_config() }, OpenState::UNKNOWN);
-    let mut big = make_batch(&[&[0u8; 300]], 1);
-    assert!(matches!(log.append(&mut big, opts(1)), Err(Error::BatchTooLarge { setting: "max.message.bytes", .. })));
+    let big = make_batch(&[&[0u8; 300]], 1);
+    assert!(matches!(log.append(&big, opts(1)), Err(Error::BatchTooLarge { setting: "max.message.bytes", .. })));
     let mut bad = make_batch(&[b"x"], 1);
     let last = bad.len() - 1;
     bad[last] ^= 1;
-    assert!(matches!(log.append(&mut bad, opts(1)), Err(Error::InvalidBatch(InvalidBatch::CrcMismatch { .. }))));
+    assert!(matches!(log.append(&bad, opts(1)), Err(Error::InvalidBatch(InvalidBatch::CrcMismatch { .. }))));
     assert_eq!(log.log_end_offset(), 0);
 }
 
@@ -387,8 +395,8 @@ fn a_failed_fsync_takes_the_log_offline() {
     let failure = Error::io("fsync segment", "/x", std::io::Error::from_raw_os_error(libc::EIO));
     assert!(log.poison(failure).is_storage_error());
     assert!(log.offline_cause().is_some_and(|c| c.contains("fsync segment")));
-    let mut b = make_batch(&[b"x"], 1);
-    assert!(matches!(log.append(&mut b, opts(1)), Err(Error::Offline { .. })));
+    let b = make_batch(&[b"x"], 1);
+    assert!(matches!(log.append(&b, opts(1)), Err(Error::Offline { .. })));
     assert!(matches!(log.flush(), Err(Error::Offline { .. })));
     assert_eq!(log.reader().read(0, 100, i64::MAX, true).expect("reads still work").next_offset, 1);
 }
@@ -445,9 +453,9 @@ proptest! {
                 Op::Append { records, size } => {
                     let value = vec![b'x'; size];
                     let values: Vec<&[u8]> = (0..records).map(|_| value.as_slice()).collect();
-                    let mut b = make_batch(&values, 1_000);
-                    let info = l.append(&mut b, opts(1_000)).expect("append");
-                    model.push((info.base_offset, b));
+                    let b = make_batch(&values, 1_000);
+                    let info = l.append(&b, opts(1_000)).expect("append");
+                    model.push((info.base_offset, as_stored(&b, &info)));
                 }
                 Op::Read { at } => {
                     let end = l.log_end_offset();

@@ -10,8 +10,8 @@ fn write_log(data: &Path) -> std::path::PathBuf {
     let config = LogConfig { index_interval_bytes: 100, ..LogConfig::default() };
     let mut log = Log::open(data, TopicPartition::new("cli", 0), config.into(), OpenState::UNKNOWN, 0).expect("open");
     for seed in 0..10 {
-        let mut b = numbered_batch(seed, 3, 40, 1_000 + seed as i64);
-        log.append(&mut b, AppendOptions { leader_epoch: Some(2), now_ms: 0 }).expect("append");
+        let b = numbered_batch(seed, 3, 40, 1_000 + seed as i64);
+        log.append(&b, AppendOptions { leader_epoch: Some(2), now_ms: 0 }).expect("append");
     }
     let dir = log.dir().to_owned();
     log.close().expect("close");

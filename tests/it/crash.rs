@@ -34,12 +34,12 @@ fn crash_child() {
     let partition = manager.log(&TopicPartition::new(TOPIC, 0)).expect("partition").clone();
     let mut out = std::io::stdout().lock();
     for seed in 0u64.. {
-        let mut batch = numbered_batch(seed, 1 + (seed % 7) as usize, 50 + (seed % 300) as usize, now_ms());
+        let batch = numbered_batch(seed, 1 + (seed % 7) as usize, 50 + (seed % 300) as usize, now_ms());
         let info = partition
             .log
             .lock()
             .expect("lock")
-            .append(&mut batch, AppendOptions { leader_epoch: Some(0), now_ms: now_ms() })
+            .append(&batch, AppendOptions { leader_epoch: Some(0), now_ms: now_ms() })
             .expect("append");
         let crc = BatchHeader::parse(&batch).expect("header").crc;
         writeln!(out, "{} {} {crc}", info.base_offset, info.last_offset).expect("stdout");

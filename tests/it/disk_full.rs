@@ -52,9 +52,13 @@ fn a_full_disk_fails_appends_cleanly_and_keeps_earlier_data() {
                 .log
                 .lock()
                 .expect("lock")
-                .append(&mut batch, AppendOptions { leader_epoch: None, now_ms: now_ms() })
+                .append(&batch, AppendOptions { leader_epoch: None, now_ms: now_ms() })
             {
-                Ok(info) => acked.push((info.base_offset, batch)),
+                Ok(info) => {
+                    // What the log stores: the same bytes with the assigned base offset.
+                    weir::log::batch::set_base_offset(&mut batch, info.base_offset);
+                    acked.push((info.base_offset, batch));
+                }
                 Err(e) => {
                     error = Some(e);
                     break;
@@ -65,12 +69,9 @@ fn a_full_disk_fails_appends_cleanly_and_keeps_earlier_data() {
         assert!(error.is_storage_error(), "{error}");
         assert!(matches!(error, Error::DiskFull { .. }), "{error}");
         // Still refuses cleanly on retry, and reads still work.
-        let mut batch = numbered_batch(9_999, 4, 16 * 1024, now_ms());
-        let again = partition
-            .log
-            .lock()
-            .expect("lock")
-            .append(&mut batch, AppendOptions { leader_epoch: None, now_ms: now_ms() });
+        let batch = numbered_batch(9_999, 4, 16 * 1024, now_ms());
+        let again =
+            partition.log.lock().expect("lock").append(&batch, AppendOptions { leader_epoch: None, now_ms: now_ms() });
         assert!(again.is_err());
         check_readable(&partition.reader, &acked);
         drop(partition);

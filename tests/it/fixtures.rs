@@ -128,12 +128,12 @@ fn write_weir_v1_fixture() {
                 &[("src", b"fixture")],
             );
         }
-        let mut bytes = b.build();
+        let bytes = b.build();
         let info = partition
             .log
             .lock()
             .expect("lock")
-            .append(&mut bytes, AppendOptions { leader_epoch: Some(1), now_ms: 1_700_000_000_000 + i * 1_000 })
+            .append(&bytes, AppendOptions { leader_epoch: Some(1), now_ms: 1_700_000_000_000 + i * 1_000 })
             .expect("append");
         let crc = weir::log::batch::BatchHeader::parse(&bytes).expect("header").crc;
         expected.push_str(&format!("{} {} {crc}\n", info.base_offset, info.last_offset));
