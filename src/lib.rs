@@ -5,14 +5,27 @@
 //! `storage-format.md` at the repository root.
 //!
 //! # Layout
+//! - [`server`]: the broker process — listeners, connections (framing, limits, in-order
+//!   responses), the HTTP port, background upkeep, shutdown.
+//! - [`protocol`]: the table of supported Kafka APIs and versions; header parsing, response
+//!   framing, request guards.
+//! - [`handler`]: one file per Kafka API.
+//! - [`broker`]: the replica manager — partitions, leader epochs, high watermarks, waiting.
 //! - [`log`]: the partition log — segmented, memory-mapped, indexed, crash-safe storage,
 //!   and the data directory that holds the logs. Synchronous; owns every byte on disk.
+//! - [`config`]: broker configuration, raw → validated.
+//! - [`alloc`]: the global allocator that keeps hostile array counts from aborting.
 //! - [`cli`]: operator subcommands (`weir log dump`, `weir log verify`).
 //! - [`error`]: where per-layer errors meet the Kafka error codes.
 //!
-//! Still to come, in this order: the Kafka protocol server (`server`, `protocol`, `handler`,
-//! `broker`), consumer groups (`coordinator`), the RESP port (`kv`), replication.
+//! Still to come: consumer groups (`coordinator`), the RESP port (`kv`), replication.
 
+pub mod alloc;
+pub mod broker;
 pub mod cli;
+pub mod config;
 pub mod error;
+pub mod handler;
 pub mod log;
+pub mod protocol;
+pub mod server;

@@ -58,6 +58,67 @@ pub const LOG_CONFIG_KEYS: &[(&str, &str)] = &[
     ("segment.ms", "604800000"),
 ];
 
+/// Topic-level keys Kafka accepts that the log does not interpret yet: stored with the topic
+/// and reported back, enforced as the features that own them arrive (replication,
+/// compaction, ...). Any key in neither list is refused (Kafka: "Unknown topic config name").
+pub const OTHER_TOPIC_KEYS: &[&str] = &[
+    "compression.type",
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "follower.replication.throttled.replicas",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "max.compaction.lag.ms",
+    "message.downconversion.enable",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.difference.max.ms",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "min.insync.replicas",
+    "preallocate",
+    "remote.storage.enable",
+    "segment.jitter.ms",
+    "unclean.leader.election.enable",
+];
+
+/// Whether `key` is a topic-level configuration key Kafka knows.
+pub fn is_topic_config_key(key: &str) -> bool {
+    LOG_CONFIG_KEYS.iter().any(|(k, _)| *k == key) || OTHER_TOPIC_KEYS.contains(&key)
+}
+
+/// The effective value of every key in [`LOG_CONFIG_KEYS`], as Kafka prints it.
+pub fn describe(c: &LogConfig) -> BTreeMap<String, String> {
+    let never = |v: Option<i64>| v.unwrap_or(i64::MAX).to_string();
+    let policy = match (c.cleanup_policy.compact, c.cleanup_policy.delete) {
+        (true, true) => "compact,delete",
+        (true, false) => "compact",
+        _ => "delete",
+    };
+    let entries = [
+        ("cleanup.policy", policy.to_owned()),
+        ("flush.messages", c.flush_messages.map_or(i64::MAX, |v| v as i64).to_string()),
+        ("flush.ms", never(c.flush_ms)),
+        ("index.interval.bytes", c.index_interval_bytes.to_string()),
+        ("max.message.bytes", c.max_message_bytes.to_string()),
+        (
+            "message.timestamp.type",
+            match c.message_timestamp_type {
+                TimestampType::CreateTime => "CreateTime",
+                TimestampType::LogAppendTime => "LogAppendTime",
+            }
+            .to_owned(),
+        ),
+        ("retention.bytes", c.retention_bytes.map_or(-1, |v| v as i64).to_string()),
+        ("retention.ms", c.retention_ms.unwrap_or(-1).to_string()),
+        ("segment.bytes", c.segment_bytes.to_string()),
+        ("segment.index.bytes", c.segment_index_bytes.to_string()),
+        ("segment.ms", c.segment_ms.to_string()),
+    ];
+    entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
@@ -196,6 +257,19 @@ mod tests {
             from_table.set(k, v).expect("default parses");
         }
         assert_eq!(from_table, LogConfig::default());
+    }
+
+    #[test]
+    fn describe_round_trips_through_set() {
+        let mut c = LogConfig::default();
+        c.set("retention.ms", "-1").expect("set");
+        c.set("cleanup.policy", "compact,delete").expect("set");
+        let mut back = LogConfig::default();
+        for (k, v) in describe(&c) {
+            back.set(&k, &v).expect("describe output parses");
+        }
+        assert_eq!(back, c);
+        assert_eq!(describe(&LogConfig::default()).len(), LOG_CONFIG_KEYS.len());
     }
 
     #[test]

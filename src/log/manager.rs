@@ -39,6 +39,10 @@ pub struct TopicMetadata {
     /// Format version of this file (1).
     pub version: u32,
     pub name: String,
+    /// Stable topic id (Kafka's topic UUID), assigned at creation. Files written before ids
+    /// existed get one on the next open.
+    #[serde(default)]
+    pub topic_id: Option<uuid::Uuid>,
     pub partitions: i32,
     /// Overrides of broker defaults, under Kafka's topic config keys.
     pub configs: BTreeMap<String, String>,
@@ -125,6 +129,7 @@ impl LogManager {
         let recovery_points = checkpoint::read(&data_dir.join(RECOVERY_POINT_CHECKPOINT))?;
         let log_starts = checkpoint::read(&data_dir.join(LOG_START_OFFSET_CHECKPOINT))?;
         let topics = read_topics(&data_dir.join(TOPICS_DIR))?;
+        let needs_id: Vec<TopicMetadata> = topics.values().filter(|t| t.topic_id.is_none()).cloned().collect();
         let mut manager = LogManager {
             data_dir: data_dir.to_owned(),
             defaults,
@@ -133,6 +138,11 @@ impl LogManager {
             _lock: lock,
             had_clean_shutdown: clean,
         };
+        for mut meta in needs_id {
+            meta.topic_id = Some(uuid::Uuid::new_v4());
+            manager.write_topic(&meta)?;
+            manager.topics.insert(meta.name.clone(), meta);
+        }
         let mut dirs = Vec::new();
         for entry in std::fs::read_dir(data_dir).map_err(|e| Error::io("list", data_dir, e))? {
             let entry = entry.map_err(|e| Error::io("list", data_dir, e))?;
@@ -233,7 +243,13 @@ impl LogManager {
             });
         }
         self.defaults.with_overrides(&configs)?;
-        let meta = TopicMetadata { version: 1, name: name.to_owned(), partitions, configs };
+        let meta = TopicMetadata {
+            version: 1,
+            name: name.to_owned(),
+            topic_id: Some(uuid::Uuid::new_v4()),
+            partitions,
+            configs,
+        };
         self.write_topic(&meta)?;
         self.topics.insert(name.to_owned(), meta);
         for p in 0..partitions {
@@ -283,14 +299,15 @@ impl LogManager {
 
     /// One pass of background upkeep, for a task that runs it periodically (off the async
     /// runtime: it fsyncs): flushes each log whose flush is due, without holding the log's
-    /// lock during the fsync, so appends continue; applies retention up to each log's end
-    /// offset (the high watermark of a single broker); then writes the checkpoints.
+    /// lock during the fsync, so appends continue; with `retention`, applies retention up to
+    /// each log's end offset (the high watermark of a single broker); then writes the
+    /// checkpoints.
     ///
     /// A log that fails goes offline and is reported; the others are still maintained.
     ///
     /// # Errors
     /// Only a failure to write the checkpoints.
-    pub fn maintain(&self, now_ms: i64) -> Result<Maintenance> {
+    pub fn maintain(&self, now_ms: i64, retention: bool) -> Result<Maintenance> {
         let mut report = Maintenance::default();
         for (tp, p) in &self.logs {
             let outcome = (|| -> Result<()> {
@@ -301,6 +318,9 @@ impl LogManager {
                 if due {
                     p.flusher.flush()?; // without the log's lock: appends continue
                     report.flushed += 1;
+                }
+                if !retention {
+                    return Ok(());
                 }
                 let retired = {
                     let mut log = p.log.lock().unwrap_or_else(|e| e.into_inner());
@@ -426,14 +446,14 @@ mod tests {
         for i in 0..10 {
             append(&m, &tp, 10_000 + i);
         }
-        let report = m.maintain(10_010).expect("maintain");
+        let report = m.maintain(10_010, true).expect("maintain");
         assert_eq!(report.flushed, 1);
         assert_eq!(report.segments_deleted, 0);
         let reader = m.log(&tp).expect("log").reader.clone();
         assert_eq!(reader.recovery_point(), 10);
         let text = std::fs::read_to_string(dir.path().join(RECOVERY_POINT_CHECKPOINT)).expect("checkpoint");
         assert_eq!(text, "0\n1\nt 0 10\n");
-        let report = m.maintain(20_000).expect("maintain");
+        let report = m.maintain(20_000, true).expect("maintain");
         assert!(report.segments_deleted > 0);
         assert_eq!(reader.log_start_offset(), 10);
         assert!(report.failures.is_empty());

@@ -782,12 +782,14 @@ impl Log {
     pub fn segment_facts(&self) -> Vec<SegmentFacts> {
         let mut facts: Vec<SegmentFacts> = Vec::with_capacity(self.sealed.len() + 1);
         let views = self.sealed.iter().map(|s| s.view()).chain(std::iter::once(self.active.view()));
+        // Each segment ends where the next begins; the active one at the log end offset.
         let ends = self
             .sealed
             .iter()
-            .skip(1)
             .map(|s| s.base_offset())
-            .chain([self.active.base_offset(), self.log_end_offset()]);
+            .chain([self.active.base_offset()])
+            .skip(1)
+            .chain([self.log_end_offset()]);
         for (i, (view, end_offset)) in views.zip(ends).enumerate() {
             facts.push(SegmentFacts {
                 base_offset: view.base_offset(),

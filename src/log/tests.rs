@@ -284,6 +284,20 @@ fn retention_deletes_expired_segments_and_advances_the_log_start_offset() {
 }
 
 #[test]
+fn retention_leaves_a_single_unexpired_segment_alone() {
+    // Regression: with no sealed segments, the active segment's end was taken as its base
+    // offset, so every retention pass deleted the whole log "below the log start offset".
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default(), OpenState::UNKNOWN);
+    append(&mut log, 3, 10, 1_000);
+    let facts = log.segment_facts();
+    assert_eq!((facts.len(), facts[0].end_offset), (1, 3));
+    let retired = log.apply_retention(2_000, log.log_end_offset()).expect("retention");
+    assert_eq!(retired.count(), 0);
+    assert_eq!(log.log_start_offset(), 0);
+}
+
+#[test]
 fn retired_segments_not_yet_deleted_when_the_process_dies_are_deleted_on_the_next_open() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), LogConfig { retention_ms: None, ..small_config() }, OpenState::UNKNOWN);

@@ -5,4 +5,5 @@ mod cli_log;
 mod crash;
 mod disk_full;
 mod fixtures;
+mod produce_fetch;
 mod util;

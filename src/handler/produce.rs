@@ -1,0 +1,65 @@
+//! Produce: each partition's records (exactly one v2 batch, as Kafka requires since v3) go to
+//! the partition's log unchanged but for the broker's header fields. acks=0 gets no response.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::{code, RequestContext};
+use crate::broker::Broker;
+use crate::error::log_error_code;
+use crate::log::batch::BatchHeader;
+use crate::log::TopicPartition;
+
+fn partition_error(index: i32, error: i16) -> PartitionProduceResponse {
+    PartitionProduceResponse::default().with_index(index).with_error_code(error).with_base_offset(-1)
+}
+
+pub async fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic in req.topic_data {
+        let name = topic.name.0.to_string();
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            let index = data.index;
+            if !matches!(acks, -1..=1) {
+                partitions.push(partition_error(index, code::INVALID_REQUIRED_ACKS));
+                continue;
+            }
+            let Some(partition) = broker.partition(&TopicPartition::new(&name, index)) else {
+                partitions.push(partition_error(index, code::UNKNOWN_TOPIC_OR_PARTITION));
+                continue;
+            };
+            let records = data.records.unwrap_or_default();
+            let Some(header) = BatchHeader::parse(&records) else {
+                partitions.push(partition_error(index, code::CORRUPT_MESSAGE));
+                continue;
+            };
+            if header.magic != 2 {
+                partitions.push(partition_error(index, code::UNSUPPORTED_FOR_MESSAGE_FORMAT));
+                continue;
+            }
+            if header.batch_length < 0 || header.size() != records.len() {
+                // Kafka: produce requests v3+ must hold exactly one record batch.
+                partitions.push(partition_error(index, code::INVALID_RECORD));
+                continue;
+            }
+            let response = match broker.append(&partition, &records).await {
+                Ok(info) => PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_base_offset(info.base_offset)
+                    .with_log_append_time_ms(info.log_append_time.unwrap_or(-1))
+                    .with_log_start_offset(partition.log_start_offset()),
+                Err(e) => {
+                    tracing::debug!(topic_partition = %partition.topic_partition, error = %e, "produce refused");
+                    partition_error(index, log_error_code(&e).code())
+                }
+            };
+            partitions.push(response);
+        }
+        responses.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions));
+    }
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}

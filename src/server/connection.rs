@@ -1,0 +1,117 @@
+//! One client connection: 4-byte size-prefixed frames in, responses out, in request order.
+//!
+//! The connection knows bytes, not meaning: it checks the size prefix against
+//! `socket.request.max.bytes` *before* allocating, reads the body without an intermediate
+//! buffer (record bytes go from the kernel straight into the frame that the log writes from),
+//! and hands complete frames to [`handle_frame`]. Requests are answered one at a time, in
+//! order, as Kafka does (clients may pipeline; the next request is read after the previous
+//! response is written). A connection idle for `connections.max.idle.ms` is closed, and so is
+//! one whose frame does not complete within `request.timeout.ms`, so a stalled partial frame
+//! cannot hold memory.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::RequestKind;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+use crate::handler::{self, RequestContext};
+use crate::protocol::{self, Parsed, ProtocolError};
+
+/// Serves one connection until the client closes it, it breaks a rule, or shutdown.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let idle = broker.config.connections_max_idle;
+    let max = broker.config.socket_request_max_bytes;
+    loop {
+        let mut prefix = [0u8; 4];
+        tokio::select! {
+            read = tokio::time::timeout(idle, reader.read_exact(&mut prefix)) => match read {
+                Err(_) => {
+                    tracing::debug!(%peer, "closing idle connection");
+                    return;
+                }
+                Ok(Err(_)) => return, // closed by the client
+                Ok(Ok(_)) => {}
+            },
+            _ = shutdown.changed() => return,
+        }
+        let len = i32::from_be_bytes(prefix);
+        if len < 0 || len as usize > max {
+            tracing::warn!(%peer, len, max, "closing connection: request size out of range (socket.request.max.bytes)");
+            return;
+        }
+        let len = len as usize;
+        let mut frame = BytesMut::with_capacity(len);
+        let body = async {
+            while frame.len() < len {
+                let want = (len - frame.len()) as u64;
+                if (&mut reader).take(want).read_buf(&mut frame).await? == 0 {
+                    return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+                }
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        match tokio::time::timeout(broker.config.request_timeout, body).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::warn!(%peer, len, "closing connection: request did not arrive within request.timeout.ms");
+                return;
+            }
+        }
+        match handle_frame(&broker, frame.freeze()).await {
+            Ok(Some(response)) => {
+                if writer.write_all(&response).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(%peer, error = %format!("{e:#}"), "closing connection");
+                return;
+            }
+        }
+    }
+}
+
+/// Parses, dispatches and encodes one request. `Ok(None)`: no response is due.
+///
+/// # Errors
+/// A request that cannot be parsed or a response that cannot be encoded: the connection
+/// is closed.
+pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> anyhow::Result<Option<Bytes>> {
+    let request = match protocol::parse_request(frame)? {
+        Parsed::ApiVersionsUnsupported { correlation_id } => {
+            return Ok(Some(protocol::api_versions_unsupported(correlation_id)));
+        }
+        Parsed::Request(r) => r,
+    };
+    let ctx = RequestContext {
+        api_version: request.api_version,
+        correlation_id: request.header.correlation_id,
+        client_id: request.header.client_id.as_ref().map(|c| c.to_string()),
+    };
+    let mut body = request.body;
+    let decoded = RequestKind::decode(request.api_key, &mut body, request.api_version).map_err(|source| {
+        ProtocolError::Malformed { what: format!("{:?} v{} request", request.api_key, request.api_version), source }
+    });
+    let decoded = match decoded {
+        Ok(d) => d,
+        Err(e) => {
+            let client_id = ctx.client_id.as_deref().unwrap_or("");
+            return Err(
+                anyhow::Error::new(e).context(format!("client_id={client_id:?} correlation_id={}", ctx.correlation_id))
+            );
+        }
+    };
+    let Some(response) = handler::dispatch(broker, &ctx, decoded).await else {
+        return Ok(None);
+    };
+    Ok(Some(protocol::encode_response(request.api_key, request.api_version, ctx.correlation_id, &response)?))
+}

@@ -1,0 +1,119 @@
+//! The broker process: listeners, connections, background upkeep and shutdown.
+//!
+//! Shutdown is a value passed down (a `watch` channel): on SIGTERM/SIGINT the accept loops
+//! stop, connections finish the request in hand and close, background tasks end, and the
+//! data directory is closed cleanly (flush, checkpoints, clean-shutdown marker).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::broker::Broker;
+use crate::config::BrokerConfig;
+
+pub mod connection;
+pub mod http;
+
+/// What `<data_dir>/runtime.json` records: the addresses this process bound (port 0 picks
+/// free ports; tests and scripts read them here).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct RuntimeInfo {
+    pub pid: u32,
+    pub kafka_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+}
+
+fn write_runtime_info(data_dir: &Path, info: &RuntimeInfo) -> anyhow::Result<()> {
+    let json = serde_json::to_vec_pretty(info)?;
+    crate::log::checkpoint::write_atomically(&data_dir.join("runtime.json"), &json)?;
+    Ok(())
+}
+
+/// Runs a broker until SIGTERM or SIGINT.
+///
+/// # Errors
+/// Binding a port, opening the data directory, or a failed clean shutdown.
+pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
+    let kafka =
+        TcpListener::bind(config.kafka_addr).await.with_context(|| format!("cannot bind {}", config.kafka_addr))?;
+    let http =
+        TcpListener::bind(config.http_addr).await.with_context(|| format!("cannot bind {}", config.http_addr))?;
+    let kafka_addr = kafka.local_addr()?;
+    let http_addr = http.local_addr()?;
+    let advertised = config.advertised_addr.clone().unwrap_or_else(|| (kafka_addr.ip().to_string(), kafka_addr.port()));
+    let data_dir = config.data_dir.clone();
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config, advertised))
+        .await?
+        .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
+    let broker = Arc::new(broker);
+    write_runtime_info(&data_dir, &RuntimeInfo { pid: std::process::id(), kafka_addr, http_addr })?;
+    tracing::info!(%kafka_addr, %http_addr, data_dir = %data_dir.display(), cluster_id = %broker.cluster_id, "weir is serving");
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(maintenance(Arc::clone(&broker), shutdown_rx.clone()));
+    tasks.spawn(http::serve(http, shutdown_rx.clone()));
+    let mut connections = JoinSet::new();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            accepted = kafka.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(connection::serve(stream, peer, Arc::clone(&broker), shutdown_rx.clone()));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    drop(kafka);
+    let drained = tokio::time::timeout(Duration::from_secs(30), async {
+        while connections.join_next().await.is_some() {}
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("connections did not finish within 30 s; closing anyway");
+        connections.abort_all();
+    }
+    let b = Arc::clone(&broker);
+    tokio::task::spawn_blocking(move || b.shutdown()).await?.context("clean shutdown failed")?;
+    tracing::info!("clean shutdown complete");
+    Ok(())
+}
+
+/// Every `log.flush.scheduler.interval.ms`: flushes what `flush.messages`/`flush.ms` make
+/// due and writes checkpoints; every `log.retention.check.interval.ms` also applies
+/// retention.
+async fn maintenance(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(broker.config.flush_check_interval.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_retention = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            now = tick.tick() => {
+                let retention = now >= next_retention;
+                if retention {
+                    next_retention = now + broker.config.retention_check_interval;
+                }
+                let b = Arc::clone(&broker);
+                let _ = tokio::task::spawn_blocking(move || b.maintain(retention)).await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
