@@ -5,5 +5,6 @@ mod cli_log;
 mod crash;
 mod disk_full;
 mod fixtures;
+mod hostile;
 mod produce_fetch;
 mod util;

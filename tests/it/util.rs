@@ -151,6 +151,11 @@ impl TestBroker {
         }
     }
 
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// Graceful stop (SIGTERM); asserts a clean exit.
     pub fn stop(&mut self) {
         let status = self.signal_and_wait(libc::SIGTERM).expect("running");

@@ -1,0 +1,142 @@
+//! Hostile input: nothing a client sends may crash the broker or make it allocate beyond its
+//! limits. Each case is sent on a raw socket, the broker must close that connection (or
+//! answer with an error) and stay up, and then serve a normal librdkafka round trip.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+
+use crate::util::TestBroker;
+
+/// A request frame: size prefix, header v1/v2 (key, version, correlation id 7, client id
+/// "evil", tagged fields when flexible) and `body`.
+fn frame(api_key: i16, version: i16, flexible_header: bool, body: &[u8]) -> Vec<u8> {
+    let mut req = Vec::new();
+    req.extend_from_slice(&api_key.to_be_bytes());
+    req.extend_from_slice(&version.to_be_bytes());
+    req.extend_from_slice(&7i32.to_be_bytes());
+    req.extend_from_slice(&4i16.to_be_bytes());
+    req.extend_from_slice(b"evil");
+    if flexible_header {
+        req.push(0); // no tagged fields
+    }
+    req.extend_from_slice(body);
+    let mut out = (req.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&req);
+    out
+}
+
+/// Sends raw bytes and waits until the broker closes the connection or answers.
+fn send_raw(broker: &TestBroker, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(broker.kafka_addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let _ = s.write_all(bytes);
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer); // EOF when the broker closes; timeout otherwise
+    answer
+}
+
+async fn round_trip(broker: &TestBroker, topic: &str) {
+    let p: FutureProducer = ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).create().expect("producer");
+    p.send(FutureRecord::to(topic).key("k").payload("still alive"), Duration::from_secs(20))
+        .await
+        .map_err(|(e, _)| e)
+        .expect("produce after hostile input");
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).create().expect("consumer");
+    let (_, high) = c.fetch_watermarks(topic, 0, Duration::from_secs(20)).expect("watermarks");
+    assert_eq!(high, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_close_one_connection_and_the_broker_keeps_serving() {
+    let mut broker = TestBroker::start(&[]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // The two known aborts of kafka-protocol 0.18: array counts that preallocate ~150 GB
+        // and ~280 GB.
+        ("Metadata v0 with array count 0x7fffffff", frame(3, 0, false, &[0x7f, 0xff, 0xff, 0xff, 0x00])),
+        ("DescribeLogDirs v4 with compact count 0xcfffffff", frame(35, 4, true, &[0xff, 0xff, 0xff, 0xff, 0x2c])),
+        // The same class on served, flexible APIs.
+        ("Metadata v12 with compact count 0xcfffffff", frame(3, 12, true, &[0xff, 0xff, 0xff, 0xff, 0x2c])),
+        ("CreateTopics v7 with compact count 0xcfffffff", frame(19, 7, true, &[0xff, 0xff, 0xff, 0xff, 0x2c])),
+        ("Produce v9 with huge topic count", frame(0, 9, true, &[0x00, 0xff, 0xff, 0x00, 0x00, 0x27, 0x10, 0xff, 0xff, 0xff, 0xff, 0x0f])),
+        ("Fetch v4 with array count 0x7fffffff", {
+            let mut body = vec![0xff, 0xff, 0xff, 0xff]; // replica id -1
+            body.extend_from_slice(&[0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0]); // wait, min, max bytes, isolation
+            body.extend_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
+            frame(1, 4, false, &body)
+        }),
+        ("frame length 2^31-1", i32::MAX.to_be_bytes().to_vec()),
+        ("negative frame length", (-5i32).to_be_bytes().to_vec()),
+        ("truncated request", {
+            let mut f = frame(3, 1, false, &[0, 0, 0, 0]);
+            f.truncate(f.len() - 3);
+            f
+        }),
+        ("frame shorter than a header", vec![0, 0, 0, 3, 0, 3, 0]),
+        ("unknown API key", frame(0x7fff, 0, false, &[])),
+        ("unsupported version of a served API", frame(3, 99, true, &[])),
+        ("Produce v2 (pre-0.11 format)", frame(0, 2, false, &[0, 1, 0, 0, 0x75, 0x30, 0, 0, 0, 0])),
+        ("garbage", b"GET / HTTP/1.1\r\nHost: weir\r\n\r\n".to_vec()),
+    ];
+    for (name, bytes) in cases {
+        let answer = send_raw(&broker, &bytes);
+        assert!(broker.is_running(), "the broker died on: {name}");
+        assert!(answer.len() < 1024, "{name}: unexpected answer of {} bytes", answer.len());
+    }
+    let log = broker.log();
+    assert!(log.contains("closing connection"), "hostile connections are logged as closed");
+    // These reached kafka-protocol's decoder (which preallocates from the count) and failed
+    // cleanly there: the allocator, not an earlier check, is what kept the process alive.
+    for decoded in ["malformed Metadata v0 request", "malformed Metadata v12 request", "malformed CreateTopics v7 request"] {
+        assert!(log.contains(decoded), "expected {decoded:?} in the broker log");
+    }
+    round_trip(&broker, "after-hostile").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_frame_that_never_completes_is_dropped_after_the_request_timeout() {
+    let broker = TestBroker::start(&["request.timeout.ms=500"]);
+    let mut s = TcpStream::connect(broker.kafka_addr).expect("connect");
+    s.write_all(&1_000_000i32.to_be_bytes()).expect("write prefix");
+    s.write_all(&[0u8; 100]).expect("write some");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut buf = [0u8; 16];
+    let n = s.read(&mut buf).expect("the broker closes the stalled connection");
+    assert_eq!(n, 0);
+    assert!(broker.log().contains("did not arrive within request.timeout.ms"));
+}
+
+#[test]
+fn api_versions_beyond_v4_gets_the_v0_unsupported_version_answer() {
+    let broker = TestBroker::start(&[]);
+    let answer = send_raw_until_answer(&broker, &frame(18, 9, true, &[]));
+    // size, correlation id 7, error 35, one entry: ApiVersions 0..4
+    assert_eq!(&answer[4..8], &7i32.to_be_bytes());
+    assert_eq!(&answer[8..10], &35i16.to_be_bytes());
+    assert_eq!(&answer[10..14], &1i32.to_be_bytes());
+    assert_eq!(&answer[14..20], &[0, 18, 0, 0, 0, 4]);
+}
+
+fn send_raw_until_answer(broker: &TestBroker, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(broker.kafka_addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.write_all(bytes).expect("write");
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).expect("response size");
+    let mut rest = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut rest).expect("response");
+    [size.to_vec(), rest].concat()
+}
+
+#[test]
+fn an_unknown_topic_is_an_error_in_the_response_not_a_closed_connection() {
+    let broker = TestBroker::start(&["auto.create.topics.enable=false"]);
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).create().expect("consumer");
+    let r = c.fetch_watermarks("missing", 0, Duration::from_secs(5));
+    assert!(r.is_err());
+    assert!(!broker.log().contains("closing connection"));
+}
