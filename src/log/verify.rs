@@ -68,9 +68,19 @@ pub fn dump_log(bytes: &[u8]) -> (Vec<BatchSummary>, Option<String>) {
         })
         .collect();
     let end = batches.last().map_or(0, |b| b.position as usize + b.size);
-    let trailing = (end < bytes.len())
-        .then(|| format!("{} trailing bytes at position {end} are not a complete batch", bytes.len() - end));
+    let trailing = trailing_problem(bytes, end as u64);
     (batches, trailing)
+}
+
+/// What the bytes after the last valid batch are: nothing, space reserved ahead of appends
+/// (all zeros: an active segment of a running broker, or of one that crashed), or damage.
+fn trailing_problem(bytes: &[u8], end: u64) -> Option<String> {
+    let tail = bytes.get(end as usize..).unwrap_or_default();
+    if tail.is_empty() || tail.iter().all(|&b| b == 0) {
+        None
+    } else {
+        Some(format!("{} trailing bytes at position {end} are not a complete batch", tail.len()))
+    }
 }
 
 /// What is wrong with one segment.
@@ -143,7 +153,10 @@ fn verify_segment(dir: &Path, base: i64, min_offset: i64, report: &mut VerifyRep
         next = b.header.next_offset();
     });
     if let ScanEnd::Invalid { position, reason } = end {
-        problem(&log_path, format!("invalid data at position {position}: {reason}"));
+        // Zeros after the last batch are reserved space (active segment), not damage.
+        if trailing_problem(&log, u64::from(position)).is_some() {
+            problem(&log_path, format!("invalid data at position {position}: {reason}"));
+        }
     }
     let index_path = segment_path(dir, base, INDEX_SUFFIX);
     match std::fs::read(&index_path) {

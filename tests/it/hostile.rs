@@ -41,7 +41,8 @@ fn send_raw(broker: &TestBroker, bytes: &[u8]) -> Vec<u8> {
 }
 
 async fn round_trip(broker: &TestBroker, topic: &str) {
-    let p: FutureProducer = ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).create().expect("producer");
+    let p: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).create().expect("producer");
     p.send(FutureRecord::to(topic).key("k").payload("still alive"), Duration::from_secs(20))
         .await
         .map_err(|(e, _)| e)
@@ -62,7 +63,10 @@ async fn hostile_requests_close_one_connection_and_the_broker_keeps_serving() {
         // The same class on served, flexible APIs.
         ("Metadata v12 with compact count 0xcfffffff", frame(3, 12, true, &[0xff, 0xff, 0xff, 0xff, 0x2c])),
         ("CreateTopics v7 with compact count 0xcfffffff", frame(19, 7, true, &[0xff, 0xff, 0xff, 0xff, 0x2c])),
-        ("Produce v9 with huge topic count", frame(0, 9, true, &[0x00, 0xff, 0xff, 0x00, 0x00, 0x27, 0x10, 0xff, 0xff, 0xff, 0xff, 0x0f])),
+        (
+            "Produce v9 with huge topic count",
+            frame(0, 9, true, &[0x00, 0xff, 0xff, 0x00, 0x00, 0x27, 0x10, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+        ),
         ("Fetch v4 with array count 0x7fffffff", {
             let mut body = vec![0xff, 0xff, 0xff, 0xff]; // replica id -1
             body.extend_from_slice(&[0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0]); // wait, min, max bytes, isolation
@@ -91,7 +95,9 @@ async fn hostile_requests_close_one_connection_and_the_broker_keeps_serving() {
     assert!(log.contains("closing connection"), "hostile connections are logged as closed");
     // These reached kafka-protocol's decoder (which preallocates from the count) and failed
     // cleanly there: the allocator, not an earlier check, is what kept the process alive.
-    for decoded in ["malformed Metadata v0 request", "malformed Metadata v12 request", "malformed CreateTopics v7 request"] {
+    for decoded in
+        ["malformed Metadata v0 request", "malformed Metadata v12 request", "malformed CreateTopics v7 request"]
+    {
         assert!(log.contains(decoded), "expected {decoded:?} in the broker log");
     }
     round_trip(&broker, "after-hostile").await;
