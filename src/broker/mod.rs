@@ -16,7 +16,9 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
+use crate::log::batch::BatchHeader;
 use crate::log::manager::{LogManager, PartitionLog, TopicMetadata};
+use crate::log::producer_state::{last_seq, BatchMeta, ProducerState, SequenceCheck};
 use crate::log::{self, AppendInfo, AppendOptions, LogRead, TopicPartition};
 
 /// Wall-clock milliseconds since the epoch.
@@ -32,6 +34,35 @@ pub struct Partition {
     pub log: Arc<PartitionLog>,
     /// Stamped into every appended batch; bumped by leader elections (replication).
     pub leader_epoch: i32,
+    /// Idempotent-producer state. Locked before the log, and held across the check and the
+    /// append so a retry racing its original cannot be written twice.
+    pub producers: Mutex<ProducerState>,
+}
+
+/// Loads a partition's producer state: the snapshot, then every batch after it.
+fn load_producer_state(log: &PartitionLog) -> ProducerState {
+    let dir = log.reader.dir().to_owned();
+    let (mut state, from) = match ProducerState::read_snapshot(&dir) {
+        Ok(Some((state, offset))) if offset <= log.reader.log_end_offset() => (state, offset),
+        Ok(_) => (ProducerState::default(), log.reader.log_start_offset()),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "ignoring unreadable producer state snapshot; rebuilding from the log");
+            (ProducerState::default(), log.reader.log_start_offset())
+        }
+    };
+    log.reader.for_each_batch_header(from, |h| state.observe(h));
+    state
+}
+
+/// Why a produce was refused, beyond the log's own reasons.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    #[error("producer epoch is older than the partition's current one")]
+    InvalidProducerEpoch,
+    #[error("sequence number out of order")]
+    OutOfOrderSequence,
+    #[error(transparent)]
+    Log(#[from] log::Error),
 }
 
 impl Partition {
@@ -75,7 +106,18 @@ pub struct Broker {
     /// Topic names and ids, for Metadata and id-based requests.
     topics: RwLock<BTreeMap<String, TopicMetadata>>,
     appends: watch::Sender<u64>,
+    producer_ids: Mutex<ProducerIdBlock>,
 }
+
+/// Producer ids come from blocks claimed durably in `<data_dir>/producer-ids`, so an id is
+/// never handed out twice, even across crashes (ids of a block cut short are skipped).
+#[derive(Debug)]
+struct ProducerIdBlock {
+    next: i64,
+    end: i64,
+}
+
+const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl Broker {
     /// Opens the data directory and builds the broker state.
@@ -85,6 +127,7 @@ impl Broker {
     pub fn open(config: BrokerConfig, advertised: (String, u16)) -> Result<Broker, log::Error> {
         let manager = LogManager::open(&config.data_dir, config.log.clone(), now_ms())?;
         let cluster_id = read_or_create_cluster_id(&config.data_dir)?;
+        let config_dir = config.data_dir.clone();
         let broker = Broker {
             config,
             cluster_id,
@@ -93,6 +136,7 @@ impl Broker {
             partitions: RwLock::new(HashMap::new()),
             topics: RwLock::new(BTreeMap::new()),
             appends: watch::channel(0).0,
+            producer_ids: Mutex::new(read_producer_id_block(&config_dir)?),
         };
         broker.refresh(&manager);
         *broker.logs.lock().unwrap_or_else(|p| p.into_inner()) = Some(manager);
@@ -108,9 +152,13 @@ impl Broker {
             let existing = self.partitions.read().unwrap_or_else(|p| p.into_inner()).get(tp).cloned();
             let partition = match existing {
                 Some(p) if Arc::ptr_eq(&p.log, log) => p,
-                _ => {
-                    Arc::new(Partition { topic_partition: tp.clone(), topic_id, log: Arc::clone(log), leader_epoch: 0 })
-                }
+                _ => Arc::new(Partition {
+                    topic_partition: tp.clone(),
+                    topic_id,
+                    log: Arc::clone(log),
+                    leader_epoch: 0,
+                    producers: Mutex::new(load_producer_state(log)),
+                }),
             };
             partitions.insert(tp.clone(), partition);
         }
@@ -198,17 +246,53 @@ impl Broker {
         })
     }
 
-    /// Appends one producer batch to a partition and wakes fetches waiting for data. If the
-    /// topic's `flush.messages`/`flush.ms` make a flush due, runs it before returning, so an
-    /// acknowledged append is then durable (concurrent producers share one fsync).
+    /// Appends one producer batch to a partition and wakes fetches waiting for data.
+    ///
+    /// Idempotent batches (producer id ≥ 0) are checked against the partition's producer
+    /// state first: a retry of one of the producer's last five batches is acknowledged with
+    /// its original offsets and not written again.
+    ///
+    /// If the topic's `flush.messages`/`flush.ms` make a flush due, runs it before returning,
+    /// so an acknowledged append is then durable (concurrent producers share one fsync).
     ///
     /// # Errors
-    /// The log's refusal (invalid batch, too large, storage error).
-    pub async fn append(&self, partition: &Arc<Partition>, batch: &[u8]) -> Result<AppendInfo, log::Error> {
+    /// [`ProduceError`]: the producer's sequence or epoch, or the log's refusal.
+    pub async fn append(&self, partition: &Arc<Partition>, batch: &[u8]) -> Result<AppendInfo, ProduceError> {
         let now = now_ms();
+        let header =
+            BatchHeader::parse(batch).ok_or(log::Error::InvalidBatch(log::InvalidBatch::TooShort(batch.len())))?;
         let (info, flush_due) = {
+            let mut producers = partition.producers.lock().unwrap_or_else(|p| p.into_inner());
+            let idempotent = header.producer_id >= 0;
+            if idempotent {
+                let last = last_seq(header.base_sequence, header.records_count);
+                match producers.check(header.producer_id, header.producer_epoch, header.base_sequence, last) {
+                    SequenceCheck::Append => {}
+                    SequenceCheck::Duplicate(m) => {
+                        return Ok(AppendInfo {
+                            base_offset: m.base_offset,
+                            last_offset: m.last_offset,
+                            log_end_offset: partition.log.reader.log_end_offset(),
+                            max_timestamp: header.max_timestamp,
+                            log_append_time: None,
+                            records: header.records_count,
+                        });
+                    }
+                    SequenceCheck::InvalidEpoch => return Err(ProduceError::InvalidProducerEpoch),
+                    SequenceCheck::OutOfOrder => return Err(ProduceError::OutOfOrderSequence),
+                }
+            }
             let mut log = partition.log.log.lock().unwrap_or_else(|p| p.into_inner());
             let info = log.append(batch, AppendOptions { leader_epoch: Some(partition.leader_epoch), now_ms: now })?;
+            if idempotent {
+                let meta = BatchMeta {
+                    first_seq: header.base_sequence,
+                    last_seq: last_seq(header.base_sequence, header.records_count),
+                    base_offset: info.base_offset,
+                    last_offset: info.last_offset,
+                };
+                producers.record(header.producer_id, header.producer_epoch, meta);
+            }
             (info, log.flush_due(now))
         };
         self.appends.send_modify(|v| *v = v.wrapping_add(1));
@@ -219,6 +303,26 @@ impl Broker {
                 .map_err(|e| log::Error::Offline { dir: partition.log.reader.dir().into(), cause: e.to_string() })??;
         }
         Ok(info)
+    }
+
+    /// A new producer id (InitProducerId). Blocking: may write `producer-ids`.
+    ///
+    /// # Errors
+    /// The block file cannot be written.
+    pub fn allocate_producer_id(&self) -> Result<i64, log::Error> {
+        let mut block = self.producer_ids.lock().unwrap_or_else(|p| p.into_inner());
+        if block.next >= block.end {
+            let end = block.end + PRODUCER_ID_BLOCK;
+            log::checkpoint::write_atomically(
+                &self.config.data_dir.join("producer-ids"),
+                format!("version=1\nnext.block={end}\n").as_bytes(),
+            )?;
+            block.next = block.end;
+            block.end = end;
+        }
+        let id = block.next;
+        block.next += 1;
+        Ok(id)
     }
 
     /// Reads for a consumer: whole batches from `offset`, at most up to the high watermark.
@@ -261,6 +365,13 @@ impl Broker {
     /// # Errors
     /// A log could not be closed; the clean-shutdown marker is then not written.
     pub fn shutdown(&self) -> Result<(), log::Error> {
+        for p in self.partitions.read().unwrap_or_else(|p| p.into_inner()).values() {
+            let producers = p.producers.lock().unwrap_or_else(|p| p.into_inner());
+            let end = p.log.reader.log_end_offset();
+            if let Err(e) = producers.write_snapshot(p.log.reader.dir(), end) {
+                tracing::warn!(topic_partition = %p.topic_partition, error = %e, "could not snapshot producer state");
+            }
+        }
         self.partitions.write().unwrap_or_else(|p| p.into_inner()).clear();
         let manager = self.logs.lock().unwrap_or_else(|p| p.into_inner()).take();
         match manager {
@@ -268,6 +379,20 @@ impl Broker {
             None => Ok(()),
         }
     }
+}
+
+/// Where the next block of producer ids starts (0 on a new data directory).
+fn read_producer_id_block(data_dir: &std::path::Path) -> Result<ProducerIdBlock, log::Error> {
+    let path = data_dir.join("producer-ids");
+    let next = match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .lines()
+            .find_map(|l| l.strip_prefix("next.block=")?.trim().parse().ok())
+            .ok_or_else(|| log::Error::CorruptMetadata { path: path.clone(), reason: "no next.block=N line".into() })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(log::Error::Io { action: "read", path, source: e }),
+    };
+    Ok(ProducerIdBlock { next, end: next })
 }
 
 /// `<data_dir>/meta.properties` holds the cluster id (Kafka's file name and key), created on

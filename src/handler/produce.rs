@@ -7,7 +7,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{code, RequestContext};
-use crate::broker::Broker;
+use crate::broker::{Broker, ProduceError};
 use crate::error::log_error_code;
 use crate::log::batch::BatchHeader;
 use crate::log::TopicPartition;
@@ -41,6 +41,11 @@ pub async fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: ProduceReq
                 partitions.push(partition_error(index, code::UNSUPPORTED_FOR_MESSAGE_FORMAT));
                 continue;
             }
+            if header.is_control() || header.is_transactional() {
+                // Control batches come only from brokers; transactions are not supported yet.
+                partitions.push(partition_error(index, code::INVALID_RECORD));
+                continue;
+            }
             if header.batch_length < 0 || header.size() != records.len() {
                 // Kafka: produce requests v3+ must hold exactly one record batch.
                 partitions.push(partition_error(index, code::INVALID_RECORD));
@@ -54,7 +59,12 @@ pub async fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: ProduceReq
                     .with_log_start_offset(partition.log_start_offset()),
                 Err(e) => {
                     tracing::debug!(topic_partition = %partition.topic_partition, error = %e, "produce refused");
-                    partition_error(index, log_error_code(&e).code())
+                    let code = match &e {
+                        ProduceError::InvalidProducerEpoch => code::INVALID_PRODUCER_EPOCH,
+                        ProduceError::OutOfOrderSequence => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
+                        ProduceError::Log(e) => log_error_code(e).code(),
+                    };
+                    partition_error(index, code)
                 }
             };
             partitions.push(response);

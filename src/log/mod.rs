@@ -53,6 +53,7 @@ pub mod index;
 pub mod manager;
 pub mod mmap;
 pub mod offset_index;
+pub mod producer_state;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
@@ -304,6 +305,24 @@ impl LogReader {
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Option<(i64, i64)> {
         let start = self.log_start_offset();
         self.segments().iter().find_map(|s| s.find_offset_by_timestamp(timestamp, start))
+    }
+
+    /// Calls `visit` with the header of every batch whose last offset is ≥ `from`, in order
+    /// (producer-state rebuilds read only headers).
+    pub fn for_each_batch_header(&self, from: i64, mut visit: impl FnMut(&batch::BatchHeader)) {
+        let end = self.log_end_offset();
+        let segments = self.segments();
+        let first = segments.partition_point(|s| s.base_offset() <= from).saturating_sub(1);
+        for segment in &segments[first..] {
+            for b in batch::HeaderIter::new(segment.log_bytes(), 0) {
+                if b.header.base_offset >= end {
+                    return;
+                }
+                if b.header.last_offset() >= from {
+                    visit(&b.header);
+                }
+            }
+        }
     }
 
     /// ListOffsets MAX_TIMESTAMP: the largest timestamp and the last offset of its batch.

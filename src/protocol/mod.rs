@@ -33,6 +33,7 @@ pub const APIS: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::ApiVersions, min: 0, max: 4, decodable_min: 0 },
     ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7, decodable_min: 2 },
     ApiSpec { key: ApiKey::DeleteTopics, min: 1, max: 6, decodable_min: 1 },
+    ApiSpec { key: ApiKey::InitProducerId, min: 0, max: 5, decodable_min: 0 },
 ];
 
 /// The spec of `key`, if served.
@@ -177,6 +178,7 @@ mod tests {
             ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
             ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
             ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
+            ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
             other => panic!("add {other:?} to this test"),
         };
         (r.min, r.max)

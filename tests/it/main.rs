@@ -6,5 +6,6 @@ mod crash;
 mod disk_full;
 mod fixtures;
 mod hostile;
+mod idempotence;
 mod produce_fetch;
 mod util;
