@@ -231,6 +231,10 @@ impl RawConfig {
             flush_check_interval: ms("log.flush.scheduler.interval.ms")?,
             retention_check_interval: ms("log.retention.check.interval.ms")?,
             log,
+            settings: BROKER_KEYS
+                .iter()
+                .map(|(k, _)| (k.to_string(), (self.get(k).to_owned(), self.values.contains_key(*k))))
+                .collect(),
         })
     }
 }
@@ -255,6 +259,27 @@ pub struct BrokerConfig {
     pub retention_check_interval: Duration,
     /// Broker defaults for topic-level log settings.
     pub log: LogConfig,
+    /// Every broker key's value and whether it was set (file, --set or flag) rather than
+    /// defaulted: what DescribeConfigs reports.
+    pub settings: BTreeMap<String, (String, bool)>,
+}
+
+/// The broker key that sets the default of a topic-level key (Kafka's synonyms).
+pub fn broker_synonym(topic_key: &str) -> Option<&'static str> {
+    Some(match topic_key {
+        "segment.bytes" => "log.segment.bytes",
+        "segment.ms" => "log.roll.ms",
+        "segment.index.bytes" => "log.index.size.max.bytes",
+        "index.interval.bytes" => "log.index.interval.bytes",
+        "retention.ms" => "log.retention.ms",
+        "retention.bytes" => "log.retention.bytes",
+        "cleanup.policy" => "log.cleanup.policy",
+        "flush.messages" => "log.flush.interval.messages",
+        "flush.ms" => "log.flush.interval.ms",
+        "max.message.bytes" => "message.max.bytes",
+        "message.timestamp.type" => "log.message.timestamp.type",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -232,6 +232,66 @@ impl Broker {
         })
     }
 
+    /// Replaces a topic's config overrides (blocking). With `validate_only`, only checks.
+    ///
+    /// # Errors
+    /// Unknown topic or invalid values.
+    pub fn alter_topic_config(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        self.config.log.with_overrides(&overrides)?;
+        self.with_manager(|m| {
+            if m.topic(name).is_none() {
+                return Err(TopicError::Unknown(name.to_owned()));
+            }
+            if !validate_only {
+                m.alter_topic_config(name, overrides)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Grows a topic to `count` partitions (blocking).
+    ///
+    /// # Errors
+    /// Unknown topic, or a count that does not grow it.
+    pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
+        self.with_manager(|m| {
+            let Some(current) = m.topic(name).map(|t| t.partitions) else {
+                return Err(TopicError::Unknown(name.to_owned()));
+            };
+            if count <= current {
+                return Err(TopicError::InvalidPartitions(count));
+            }
+            if !validate_only {
+                m.add_partitions(name, count, now_ms())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// DeleteRecords: moves a partition's log start offset to `offset` (-1: the high
+    /// watermark). Whole segments below it go at the next retention pass. Returns the new
+    /// log start offset.
+    ///
+    /// # Errors
+    /// [`log::Error::OffsetOutOfRange`] above the high watermark.
+    pub fn delete_records(&self, partition: &Partition, offset: i64) -> Result<i64, log::Error> {
+        let high_watermark = partition.high_watermark();
+        let offset = if offset == -1 { high_watermark } else { offset };
+        if offset > high_watermark || offset < 0 {
+            return Err(log::Error::OffsetOutOfRange {
+                offset,
+                log_start_offset: partition.log_start_offset(),
+                log_end_offset: high_watermark,
+            });
+        }
+        partition.log.log.lock().unwrap_or_else(|p| p.into_inner()).delete_records(offset)
+    }
+
     /// Deletes a topic (blocking: call from `spawn_blocking`).
     ///
     /// # Errors

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{RequestKind, ResponseKind};
 use crate::broker::Broker;
 
 mod api_versions;
+mod configs;
 mod create_topics;
 mod delete_topics;
 mod fetch;
@@ -16,6 +17,7 @@ mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod topics_admin;
 
 /// What a handler knows about the request besides its body.
 #[derive(Debug, Clone)]
@@ -40,6 +42,7 @@ pub mod code {
     pub const INVALID_REPLICATION_FACTOR: i16 = 38;
     pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
     pub const INVALID_CONFIG: i16 = 40;
+    pub const INVALID_REQUEST: i16 = 42;
     pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
@@ -48,6 +51,7 @@ pub mod code {
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
     pub const INVALID_RECORD: i16 = 87;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 119;
 }
 
 /// Runs the handler for `request`. `None` means "send no response" (Produce with acks=0).
@@ -64,6 +68,18 @@ pub async fn dispatch(broker: &Arc<Broker>, ctx: &RequestContext, request: Reque
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(broker, ctx, r).await),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(broker, ctx, r).await),
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(broker, r).await),
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(topics_admin::create_partitions(broker, r).await)
+        }
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(topics_admin::delete_records(broker, r)),
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(topics_admin::describe_cluster(broker, ctx, r))
+        }
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe_configs(broker, ctx, r)),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter_configs(broker, r).await),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(broker, r).await)
+        }
         other => {
             // parse_request only lets through APIs in the table; a table entry without an arm
             // here is a bug that the tests in this module catch.
@@ -95,6 +111,12 @@ mod tests {
             ApiKey::CreateTopics,
             ApiKey::DeleteTopics,
             ApiKey::InitProducerId,
+            ApiKey::CreatePartitions,
+            ApiKey::DeleteRecords,
+            ApiKey::DescribeCluster,
+            ApiKey::DescribeConfigs,
+            ApiKey::AlterConfigs,
+            ApiKey::IncrementalAlterConfigs,
         ];
         for spec in APIS {
             assert!(handled.contains(&spec.key), "{:?} is advertised but not dispatched", spec.key);

@@ -276,6 +276,31 @@ impl LogManager {
         Ok(())
     }
 
+    /// Grows a topic to `partitions` partitions (never shrinks: Kafka cannot either).
+    ///
+    /// # Errors
+    /// An unknown topic, a count not above the current one, or I/O failures.
+    pub fn add_partitions(&mut self, name: &str, partitions: i32, now_ms: i64) -> Result<()> {
+        let Some(meta) = self.topics.get(name).cloned() else {
+            return Err(Error::InvalidTopic { name: name.to_owned(), reason: "no such topic" });
+        };
+        if partitions <= meta.partitions {
+            return Err(Error::InvalidConfig {
+                key: "partitions".into(),
+                value: partitions.to_string(),
+                reason: format!("topic has {} partitions; the count can only grow", meta.partitions),
+            });
+        }
+        let old = meta.partitions;
+        let meta = TopicMetadata { partitions, ..meta };
+        self.write_topic(&meta)?;
+        self.topics.insert(name.to_owned(), meta);
+        for p in old..partitions {
+            self.open_log(TopicPartition::new(name, p), OpenState::UNKNOWN, now_ms)?;
+        }
+        Ok(())
+    }
+
     /// Deletes a topic: its metadata file first (so a crash cannot resurrect it half-way),
     /// then its partition directories.
     ///

@@ -34,6 +34,12 @@ pub const APIS: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7, decodable_min: 2 },
     ApiSpec { key: ApiKey::DeleteTopics, min: 1, max: 6, decodable_min: 1 },
     ApiSpec { key: ApiKey::InitProducerId, min: 0, max: 5, decodable_min: 0 },
+    ApiSpec { key: ApiKey::CreatePartitions, min: 0, max: 3, decodable_min: 0 },
+    ApiSpec { key: ApiKey::DeleteRecords, min: 0, max: 2, decodable_min: 0 },
+    ApiSpec { key: ApiKey::DescribeCluster, min: 0, max: 2, decodable_min: 0 },
+    ApiSpec { key: ApiKey::DescribeConfigs, min: 1, max: 4, decodable_min: 1 },
+    ApiSpec { key: ApiKey::AlterConfigs, min: 0, max: 2, decodable_min: 0 },
+    ApiSpec { key: ApiKey::IncrementalAlterConfigs, min: 0, max: 1, decodable_min: 0 },
 ];
 
 /// The spec of `key`, if served.
@@ -179,6 +185,12 @@ mod tests {
             ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
             ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
             ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
+            ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
+            ApiKey::DeleteRecords => DeleteRecordsRequest::VERSIONS,
+            ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
+            ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
+            ApiKey::AlterConfigs => AlterConfigsRequest::VERSIONS,
+            ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
             other => panic!("add {other:?} to this test"),
         };
         (r.min, r.max)

@@ -38,6 +38,43 @@ def confluent():
     c.close()
     check(got == [(f"k{i}", f"v{i}") for i in range(100)], f"confluent: consumed {len(got)} in order")
 
+    from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource,
+                                       ResourceType)
+    from confluent_kafka import KafkaException
+
+    # IncrementalAlterConfigs: SET, APPEND to a list, DELETE; an invalid value is INVALID_CONFIG.
+    res = ConfigResource(ResourceType.TOPIC, "ck-admin", incremental_configs=[
+        ConfigEntry("retention.ms", "7200000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND),
+    ])
+    admin.incremental_alter_configs([res])[res].result(DEADLINE)
+    described = admin.describe_configs([ConfigResource(ResourceType.TOPIC, "ck-admin")])
+    configs = list(described.values())[0].result(DEADLINE)
+    check(configs["retention.ms"].value == "7200000", "confluent: incremental SET applied")
+    check(configs["cleanup.policy"].value == "delete,compact", "confluent: incremental APPEND applied")
+    res = ConfigResource(ResourceType.TOPIC, "ck-admin", incremental_configs=[
+        ConfigEntry("retention.ms", "", incremental_operation=AlterConfigOpType.DELETE)])
+    admin.incremental_alter_configs([res])[res].result(DEADLINE)
+    configs = list(admin.describe_configs([ConfigResource(ResourceType.TOPIC, "ck-admin")]).values())[0].result(DEADLINE)
+    check(configs["retention.ms"].value == "604800000", "confluent: incremental DELETE restored the default")
+    bad = ConfigResource(ResourceType.TOPIC, "ck-admin", incremental_configs=[
+        ConfigEntry("retention.ms", "soon", incremental_operation=AlterConfigOpType.SET)])
+    try:
+        admin.incremental_alter_configs([bad])[bad].result(DEADLINE)
+        check(False, "confluent: an invalid value is refused")
+    except KafkaException as e:
+        check(e.args[0].code() == 40, f"confluent: INVALID_CONFIG, got {e}")
+
+    missing = ConfigResource(ResourceType.TOPIC, "no-such-topic")
+    try:
+        admin.describe_configs([missing])[missing].result(DEADLINE)
+        check(False, "confluent: describing an unknown topic fails")
+    except KafkaException as e:
+        check(e.args[0].code() == 3, f"confluent: UNKNOWN_TOPIC_OR_PARTITION, got {e}")
+
+    cluster = admin.describe_cluster().result(DEADLINE)
+    check(len(cluster.nodes) == 1 and cluster.controller.id == 0, "confluent: describe_cluster")
+
     admin.delete_topics(["ck-admin"])["ck-admin"].result(DEADLINE)
     check("ck-admin" not in admin.list_topics(timeout=DEADLINE).topics, "confluent: topic deleted")
 

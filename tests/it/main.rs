@@ -1,6 +1,7 @@
 //! Integration tests: one crate that drives weir the way operators and crashes do — the real
 //! `weir` binary for the CLI, real child processes killed with SIGKILL, a real full disk.
 
+mod admin;
 mod cli_log;
 mod crash;
 mod disk_full;
