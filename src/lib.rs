@@ -14,6 +14,7 @@
 //! - [`log`]: the partition log — segmented, memory-mapped, indexed, crash-safe storage,
 //!   and the data directory that holds the logs. Synchronous; owns every byte on disk.
 //! - [`config`]: broker configuration, raw → validated.
+//! - [`metrics`]: every exported metric, named and described once.
 //! - [`alloc`]: the global allocator that keeps hostile array counts from aborting.
 //! - [`cli`]: operator subcommands (`weir log dump`, `weir log verify`).
 //! - [`error`]: where per-layer errors meet the Kafka error codes.
@@ -27,5 +28,6 @@ pub mod config;
 pub mod error;
 pub mod handler;
 pub mod log;
+pub mod metrics;
 pub mod protocol;
 pub mod server;

@@ -170,6 +170,11 @@ impl Broker {
         self.partitions.read().unwrap_or_else(|p| p.into_inner()).get(tp).cloned()
     }
 
+    /// Every partition this broker hosts.
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
     pub fn topic(&self, name: &str) -> Option<TopicMetadata> {
         self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }
@@ -356,6 +361,9 @@ impl Broker {
             (info, log.flush_due(now))
         };
         self.appends.send_modify(|v| *v = v.wrapping_add(1));
+        let topic = partition.topic_partition.topic.clone();
+        metrics::counter!(crate::metrics::BYTES_IN, "topic" => topic.clone()).increment(batch.len() as u64);
+        metrics::counter!(crate::metrics::RECORDS_IN, "topic" => topic).increment(header.records_count.max(0) as u64);
         if flush_due {
             let flusher = partition.log.flusher.clone();
             tokio::task::spawn_blocking(move || flusher.flush())

@@ -79,6 +79,25 @@ fn read_partition(
     }
 }
 
+/// Counts the bytes and records a response sends (batch headers only: each carries its
+/// record count).
+fn count_out(response: &FetchResponse) {
+    for topic in &response.responses {
+        let (mut bytes, mut records) = (0u64, 0i64);
+        for p in &topic.partitions {
+            let data = p.records.as_deref().unwrap_or_default();
+            bytes += data.len() as u64;
+            records +=
+                crate::log::batch::HeaderIter::new(data, 0).map(|b| i64::from(b.header.records_count)).sum::<i64>();
+        }
+        if bytes > 0 {
+            let name = topic.topic.0.to_string();
+            metrics::counter!(crate::metrics::BYTES_OUT, "topic" => name.clone()).increment(bytes);
+            metrics::counter!(crate::metrics::RECORDS_OUT, "topic" => name).increment(records.max(0) as u64);
+        }
+    }
+}
+
 /// One pass over the request: the response, the record bytes it holds, whether any partition
 /// has an error (errors are answered at once).
 fn collect(broker: &Broker, version: i16, req: &FetchRequest) -> (FetchResponse, usize, bool) {
@@ -142,10 +161,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
         appends.borrow_and_update();
         let (response, bytes, any_error) = collect(broker, ctx.api_version, &req);
         if bytes >= min_bytes.max(1) || any_error || Instant::now() >= deadline {
+            count_out(&response);
             return response;
         }
         tokio::select! {
-            changed = appends.changed() => if changed.is_err() { return response },
+            changed = appends.changed() => if changed.is_err() { count_out(&response); return response },
             () = tokio::time::sleep_until(deadline) => {}
         }
     }

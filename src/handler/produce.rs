@@ -64,6 +64,8 @@ pub async fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: ProduceReq
                         ProduceError::OutOfOrderSequence => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
                         ProduceError::Log(e) => log_error_code(e).code(),
                     };
+                    metrics::counter!(crate::metrics::PRODUCE_ERRORS, "topic" => name.clone(), "code" => code.to_string())
+                        .increment(1);
                     partition_error(index, code)
                 }
             };

@@ -14,6 +14,8 @@ pub mod guard;
 #[derive(Debug, Clone, Copy)]
 pub struct ApiSpec {
     pub key: ApiKey,
+    /// Kafka's name of the API (metric label).
+    pub name: &'static str,
     pub min: i16,
     pub max: i16,
     pub decodable_min: i16,
@@ -26,20 +28,20 @@ pub struct ApiSpec {
 /// Produce minimum version is 0 (it checks `Produce 0..2` for gzip/snappy/lz4), so Produce
 /// advertises 0 like Kafka 4.0 while versions 0–2 (pre-0.11 message formats) are refused.
 pub const APIS: &[ApiSpec] = &[
-    ApiSpec { key: ApiKey::Produce, min: 0, max: 12, decodable_min: 3 },
-    ApiSpec { key: ApiKey::Fetch, min: 4, max: 16, decodable_min: 4 },
-    ApiSpec { key: ApiKey::ListOffsets, min: 1, max: 7, decodable_min: 1 },
-    ApiSpec { key: ApiKey::Metadata, min: 0, max: 12, decodable_min: 0 },
-    ApiSpec { key: ApiKey::ApiVersions, min: 0, max: 4, decodable_min: 0 },
-    ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7, decodable_min: 2 },
-    ApiSpec { key: ApiKey::DeleteTopics, min: 1, max: 6, decodable_min: 1 },
-    ApiSpec { key: ApiKey::InitProducerId, min: 0, max: 5, decodable_min: 0 },
-    ApiSpec { key: ApiKey::CreatePartitions, min: 0, max: 3, decodable_min: 0 },
-    ApiSpec { key: ApiKey::DeleteRecords, min: 0, max: 2, decodable_min: 0 },
-    ApiSpec { key: ApiKey::DescribeCluster, min: 0, max: 2, decodable_min: 0 },
-    ApiSpec { key: ApiKey::DescribeConfigs, min: 1, max: 4, decodable_min: 1 },
-    ApiSpec { key: ApiKey::AlterConfigs, min: 0, max: 2, decodable_min: 0 },
-    ApiSpec { key: ApiKey::IncrementalAlterConfigs, min: 0, max: 1, decodable_min: 0 },
+    ApiSpec { key: ApiKey::Produce, name: "Produce", min: 0, max: 12, decodable_min: 3 },
+    ApiSpec { key: ApiKey::Fetch, name: "Fetch", min: 4, max: 16, decodable_min: 4 },
+    ApiSpec { key: ApiKey::ListOffsets, name: "ListOffsets", min: 1, max: 7, decodable_min: 1 },
+    ApiSpec { key: ApiKey::Metadata, name: "Metadata", min: 0, max: 12, decodable_min: 0 },
+    ApiSpec { key: ApiKey::ApiVersions, name: "ApiVersions", min: 0, max: 4, decodable_min: 0 },
+    ApiSpec { key: ApiKey::CreateTopics, name: "CreateTopics", min: 2, max: 7, decodable_min: 2 },
+    ApiSpec { key: ApiKey::DeleteTopics, name: "DeleteTopics", min: 1, max: 6, decodable_min: 1 },
+    ApiSpec { key: ApiKey::InitProducerId, name: "InitProducerId", min: 0, max: 5, decodable_min: 0 },
+    ApiSpec { key: ApiKey::CreatePartitions, name: "CreatePartitions", min: 0, max: 3, decodable_min: 0 },
+    ApiSpec { key: ApiKey::DeleteRecords, name: "DeleteRecords", min: 0, max: 2, decodable_min: 0 },
+    ApiSpec { key: ApiKey::DescribeCluster, name: "DescribeCluster", min: 0, max: 2, decodable_min: 0 },
+    ApiSpec { key: ApiKey::DescribeConfigs, name: "DescribeConfigs", min: 1, max: 4, decodable_min: 1 },
+    ApiSpec { key: ApiKey::AlterConfigs, name: "AlterConfigs", min: 0, max: 2, decodable_min: 0 },
+    ApiSpec { key: ApiKey::IncrementalAlterConfigs, name: "IncrementalAlterConfigs", min: 0, max: 1, decodable_min: 0 },
 ];
 
 /// The spec of `key`, if served.

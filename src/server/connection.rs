@@ -25,6 +25,8 @@ use crate::protocol::{self, Parsed, ProtocolError};
 /// Serves one connection until the client closes it, it breaks a rule, or shutdown.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
+    metrics::gauge!(crate::metrics::ACTIVE_CONNECTIONS).increment(1.0);
+    let _open = scopeguard(|| metrics::gauge!(crate::metrics::ACTIVE_CONNECTIONS).decrement(1.0));
     let (mut reader, mut writer) = stream.into_split();
     let idle = broker.config.connections_max_idle;
     let max = broker.config.socket_request_max_bytes;
@@ -73,6 +75,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut
             }
             Ok(None) => {}
             Err(e) => {
+                metrics::counter!(crate::metrics::CONNECTION_ERRORS).increment(1);
                 tracing::warn!(%peer, error = %format!("{e:#}"), "closing connection");
                 return;
             }
@@ -110,8 +113,31 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> anyhow::Result<
             );
         }
     };
-    let Some(response) = handler::dispatch(broker, &ctx, decoded).await else {
+    let started = std::time::Instant::now();
+    let response = handler::dispatch(broker, &ctx, decoded).await;
+    let api = api_name(request.api_key);
+    metrics::counter!(crate::metrics::REQUESTS, "api" => api).increment(1);
+    metrics::histogram!(crate::metrics::REQUEST_DURATION, "api" => api).record(started.elapsed().as_secs_f64());
+    let Some(response) = response else {
         return Ok(None);
     };
     Ok(Some(protocol::encode_response(request.api_key, request.api_version, ctx.correlation_id, &response)?))
+}
+
+/// Kafka's name of an API, as a static label value.
+fn api_name(key: kafka_protocol::messages::ApiKey) -> &'static str {
+    crate::protocol::spec(key).map_or("Unknown", |s| s.name)
+}
+
+/// Runs `f` when dropped.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }

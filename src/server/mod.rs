@@ -52,13 +52,14 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
     let broker = Arc::new(broker);
+    let metrics = crate::metrics::install()?;
     write_runtime_info(&data_dir, &RuntimeInfo { pid: std::process::id(), kafka_addr, http_addr })?;
     tracing::info!(%kafka_addr, %http_addr, data_dir = %data_dir.display(), cluster_id = %broker.cluster_id, "weir is serving");
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tasks.spawn(maintenance(Arc::clone(&broker), shutdown_rx.clone()));
-    tasks.spawn(http::serve(http, shutdown_rx.clone()));
+    tasks.spawn(http::serve(http, Arc::clone(&broker), metrics, shutdown_rx.clone()));
     let mut connections = JoinSet::new();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {

@@ -8,5 +8,6 @@ mod disk_full;
 mod fixtures;
 mod hostile;
 mod idempotence;
+mod observability;
 mod produce_fetch;
 mod util;

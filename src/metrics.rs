@@ -1,0 +1,80 @@
+//! Every metric weir exports, named and described once. Names follow Prometheus conventions:
+//! `weir_` prefix, base units (`_seconds`, `_bytes`), `_total` for counters.
+//!
+//! Counters and the request histogram are recorded where things happen (connection, produce,
+//! fetch); per-partition gauges are refreshed when `/metrics` is scraped, so the append path
+//! pays nothing for them.
+
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::broker::Broker;
+
+pub const REQUESTS: &str = "weir_requests_total";
+pub const REQUEST_DURATION: &str = "weir_request_duration_seconds";
+pub const CONNECTION_ERRORS: &str = "weir_connection_errors_total";
+pub const ACTIVE_CONNECTIONS: &str = "weir_active_connections";
+pub const BYTES_IN: &str = "weir_topic_bytes_in_total";
+pub const RECORDS_IN: &str = "weir_topic_records_in_total";
+pub const BYTES_OUT: &str = "weir_topic_bytes_out_total";
+pub const RECORDS_OUT: &str = "weir_topic_records_out_total";
+pub const PRODUCE_ERRORS: &str = "weir_produce_errors_total";
+pub const LOG_END_OFFSET: &str = "weir_partition_log_end_offset";
+pub const HIGH_WATERMARK: &str = "weir_partition_high_watermark";
+pub const LOG_START_OFFSET: &str = "weir_partition_log_start_offset";
+pub const LOG_SIZE: &str = "weir_partition_log_size_bytes";
+pub const LOG_OFFLINE: &str = "weir_partition_offline";
+pub const PARTITIONS: &str = "weir_partitions";
+
+/// Request latency buckets: 50 µs to 10 s, so both produce (sub-millisecond) and long-poll
+/// fetches (up to max_wait_ms) land in useful buckets.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Installs the global recorder (once per process) and describes every metric.
+///
+/// # Errors
+/// A recorder is already installed.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let recorder = PrometheusBuilder::new().set_buckets(LATENCY_BUCKETS)?.build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder)?;
+    describe_counter!(REQUESTS, "Kafka requests handled, by API.");
+    describe_histogram!(
+        REQUEST_DURATION,
+        Unit::Seconds,
+        "Time to handle a Kafka request, by API (fetches include their long-poll wait)."
+    );
+    describe_counter!(CONNECTION_ERRORS, "Connections closed because a request broke the protocol or a limit.");
+    describe_gauge!(ACTIVE_CONNECTIONS, "Open Kafka client connections.");
+    describe_counter!(BYTES_IN, Unit::Bytes, "Record batch bytes appended, by topic.");
+    describe_counter!(RECORDS_IN, "Records appended, by topic.");
+    describe_counter!(BYTES_OUT, Unit::Bytes, "Record batch bytes returned by fetches, by topic.");
+    describe_counter!(RECORDS_OUT, "Records returned by fetches, by topic.");
+    describe_counter!(PRODUCE_ERRORS, "Partition produce requests refused, by topic and Kafka error code.");
+    describe_gauge!(LOG_END_OFFSET, "Offset after the last record of the partition.");
+    describe_gauge!(HIGH_WATERMARK, "Offset up to which the partition's records are committed and readable.");
+    describe_gauge!(LOG_START_OFFSET, "First readable offset of the partition.");
+    describe_gauge!(LOG_SIZE, Unit::Bytes, "Bytes of the partition's segments.");
+    describe_gauge!(LOG_OFFLINE, "1 when the partition's log is offline after a storage error.");
+    describe_gauge!(PARTITIONS, "Partitions hosted by this broker.");
+    Ok(handle)
+}
+
+/// Refreshes per-partition gauges and renders the Prometheus text format.
+pub fn render(handle: &PrometheusHandle, broker: &Broker) -> String {
+    let partitions = broker.all_partitions();
+    metrics::gauge!(PARTITIONS).set(partitions.len() as f64);
+    for p in partitions {
+        let labels =
+            [("topic", p.topic_partition.topic.clone()), ("partition", p.topic_partition.partition.to_string())];
+        let reader = &p.log.reader;
+        metrics::gauge!(LOG_END_OFFSET, &labels).set(reader.log_end_offset() as f64);
+        metrics::gauge!(HIGH_WATERMARK, &labels).set(p.high_watermark() as f64);
+        metrics::gauge!(LOG_START_OFFSET, &labels).set(reader.log_start_offset() as f64);
+        metrics::gauge!(LOG_SIZE, &labels).set(reader.size() as f64);
+        let offline = p.log.log.lock().map(|l| l.offline_cause().is_some()).unwrap_or(true);
+        metrics::gauge!(LOG_OFFLINE, &labels).set(if offline { 1.0 } else { 0.0 });
+    }
+    handle.render()
+}
