@@ -4,7 +4,7 @@
 //! does not (frame lengths, header bounds, versions it cannot decode).
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 pub mod guard;
@@ -129,6 +129,55 @@ pub fn parse_request(mut frame: Bytes) -> Result<Parsed, ProtocolError> {
     guard::check_body(api_key, api_version, &frame)
         .map_err(|source| ProtocolError::Malformed { what: format!("{api_key:?} v{api_version} request"), source })?;
     Ok(Parsed::Request(Request { api_key, api_version, header, body: frame }))
+}
+
+/// A fully decoded request.
+#[derive(Debug)]
+pub struct DecodedRequest {
+    pub api_key: ApiKey,
+    pub api_version: i16,
+    pub header: RequestHeader,
+    pub body: RequestKind,
+}
+
+/// What a frame turned out to be.
+#[derive(Debug)]
+pub enum Decoded {
+    Request(Box<DecodedRequest>),
+    ApiVersionsUnsupported { correlation_id: i32 },
+}
+
+/// Everything between a complete frame and a handler: header checks, guards, body decode.
+/// This is the function the fuzzer drives (`tests/fuzz`), and whose corpus `cargo test`
+/// replays: whatever the bytes, it returns, never panics or aborts (with the process's
+/// allocator, see `crate::alloc`).
+///
+/// # Errors
+/// See [`ProtocolError`].
+pub fn decode_request(frame: Bytes) -> Result<Decoded, ProtocolError> {
+    let request = match parse_request(frame)? {
+        Parsed::ApiVersionsUnsupported { correlation_id } => {
+            return Ok(Decoded::ApiVersionsUnsupported { correlation_id })
+        }
+        Parsed::Request(r) => r,
+    };
+    let mut body = request.body;
+    let decoded = RequestKind::decode(request.api_key, &mut body, request.api_version).map_err(|source| {
+        let client_id = request.header.client_id.as_deref().unwrap_or("");
+        ProtocolError::Malformed {
+            what: format!(
+                "{:?} v{} request (client_id {client_id:?}, correlation_id {})",
+                request.api_key, request.api_version, request.header.correlation_id
+            ),
+            source,
+        }
+    })?;
+    Ok(Decoded::Request(Box::new(DecodedRequest {
+        api_key: request.api_key,
+        api_version: request.api_version,
+        header: request.header,
+        body: decoded,
+    })))
 }
 
 /// A response frame: 4-byte length, response header, body.

@@ -13,14 +13,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::RequestKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::handler::{self, RequestContext};
-use crate::protocol::{self, Parsed, ProtocolError};
+use crate::protocol::{self, Decoded};
 
 /// Serves one connection until the client closes it, it breaks a rule, or shutdown.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
@@ -89,30 +88,18 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut
 /// A request that cannot be parsed or a response that cannot be encoded: the connection
 /// is closed.
 pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> anyhow::Result<Option<Bytes>> {
-    let request = match protocol::parse_request(frame)? {
-        Parsed::ApiVersionsUnsupported { correlation_id } => {
+    let request = match protocol::decode_request(frame)? {
+        Decoded::ApiVersionsUnsupported { correlation_id } => {
             return Ok(Some(protocol::api_versions_unsupported(correlation_id)));
         }
-        Parsed::Request(r) => r,
+        Decoded::Request(r) => r,
     };
     let ctx = RequestContext {
         api_version: request.api_version,
         correlation_id: request.header.correlation_id,
         client_id: request.header.client_id.as_ref().map(|c| c.to_string()),
     };
-    let mut body = request.body;
-    let decoded = RequestKind::decode(request.api_key, &mut body, request.api_version).map_err(|source| {
-        ProtocolError::Malformed { what: format!("{:?} v{} request", request.api_key, request.api_version), source }
-    });
-    let decoded = match decoded {
-        Ok(d) => d,
-        Err(e) => {
-            let client_id = ctx.client_id.as_deref().unwrap_or("");
-            return Err(
-                anyhow::Error::new(e).context(format!("client_id={client_id:?} correlation_id={}", ctx.correlation_id))
-            );
-        }
-    };
+    let decoded = request.body;
     let started = std::time::Instant::now();
     let response = handler::dispatch(broker, &ctx, decoded).await;
     let api = api_name(request.api_key);

@@ -146,3 +146,57 @@ fn an_unknown_topic_is_an_error_in_the_response_not_a_closed_connection() {
     assert!(r.is_err());
     assert!(!broker.log().contains("closing connection"));
 }
+
+/// Writes seed inputs for the fuzzer (valid requests of every served API at every advertised
+/// version, plus the known hostile inputs). Run on purpose only:
+/// `WEIR_WRITE_FUZZ_SEEDS=1 cargo test --test it -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore = "writes fuzz seeds into tests/fuzz/corpus"]
+fn write_fuzz_seeds() {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Encodable;
+    if std::env::var_os("WEIR_WRITE_FUZZ_SEEDS").is_none() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/corpus/decode_request");
+    std::fs::create_dir_all(&dir).expect("corpus dir");
+    let mut n = 0;
+    let mut write = |bytes: &[u8]| {
+        std::fs::write(dir.join(format!("seed-{n:04}")), bytes).expect("write seed");
+        n += 1;
+    };
+    for spec in weir::protocol::APIS {
+        for version in spec.decodable_min..=spec.max {
+            let body: RequestKind = match spec.key {
+                ApiKey::Produce => ProduceRequest::default().into(),
+                ApiKey::Fetch => FetchRequest::default().into(),
+                ApiKey::ListOffsets => ListOffsetsRequest::default().into(),
+                ApiKey::Metadata => MetadataRequest::default().into(),
+                ApiKey::ApiVersions => ApiVersionsRequest::default().into(),
+                ApiKey::CreateTopics => CreateTopicsRequest::default().into(),
+                ApiKey::DeleteTopics => DeleteTopicsRequest::default().into(),
+                ApiKey::InitProducerId => InitProducerIdRequest::default().into(),
+                ApiKey::CreatePartitions => CreatePartitionsRequest::default().into(),
+                ApiKey::DeleteRecords => DeleteRecordsRequest::default().into(),
+                ApiKey::DescribeCluster => DescribeClusterRequest::default().into(),
+                ApiKey::DescribeConfigs => DescribeConfigsRequest::default().into(),
+                ApiKey::AlterConfigs => AlterConfigsRequest::default().into(),
+                ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::default().into(),
+                other => panic!("add a seed for {other:?}"),
+            };
+            let header = RequestHeader::default()
+                .with_request_api_key(spec.key as i16)
+                .with_request_api_version(version)
+                .with_correlation_id(1)
+                .with_client_id(Some(kafka_protocol::protocol::StrBytes::from_static_str("seed")));
+            let mut frame = bytes::BytesMut::new();
+            header.encode(&mut frame, spec.key.request_header_version(version)).expect("header");
+            if body.encode(&mut frame, version).is_ok() {
+                write(&frame);
+            }
+        }
+    }
+    write(&frame(3, 0, false, &[0x7f, 0xff, 0xff, 0xff, 0x00])[4..]);
+    write(&frame(35, 4, true, &[0xff, 0xff, 0xff, 0xff, 0x2c])[4..]);
+    write(&frame(3, 12, true, &[0xff, 0xff, 0xff, 0xff, 0x2c])[4..]);
+}

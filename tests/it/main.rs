@@ -6,8 +6,13 @@ mod cli_log;
 mod crash;
 mod disk_full;
 mod fixtures;
+mod fuzz_replay;
 mod hostile;
 mod idempotence;
 mod observability;
 mod produce_fetch;
 mod util;
+
+/// The broker's allocator, so that replayed hostile inputs behave as in `weir serve`.
+#[global_allocator]
+static ALLOC: weir::alloc::WeirAlloc = weir::alloc::WeirAlloc;

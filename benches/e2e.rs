@@ -1,0 +1,274 @@
+//! End-to-end benchmark: a real `weir serve` (release build) driven by librdkafka, client and
+//! broker on the same machine. Reports msgs/s, MB/s, latency percentiles, and the broker's
+//! CPU seconds (from /proc) and anonymous memory.
+//!
+//! `cargo bench --bench e2e` (all scenarios), or name some:
+//! `cargo bench --bench e2e -- produce-100B-acks1-p1 consume-100B latency`
+//! Sizes: `WEIR_E2E_MESSAGES` (default 1,000,000), `WEIR_E2E_LATENCY_SECS` (default 30).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+
+struct Broker {
+    child: Child,
+    _dir: tempfile::TempDir,
+    bootstrap: String,
+}
+
+impl Broker {
+    fn start() -> Broker {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+        let data = dir.path().join("data");
+        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["serve", "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("WEIR_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn weir");
+        let runtime = data.join("runtime.json");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let bootstrap = loop {
+            if let Ok(text) = std::fs::read_to_string(&runtime) {
+                let v: serde_json::Value = serde_json::from_str(&text).expect("runtime.json");
+                if v["pid"].as_u64() == Some(u64::from(child.id())) {
+                    break v["kafka_addr"].as_str().expect("addr").to_owned();
+                }
+            }
+            assert!(Instant::now() < deadline, "broker did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Broker { child, _dir: dir, bootstrap }
+    }
+
+    /// Broker CPU seconds so far (user + system), from /proc/<pid>/stat.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("stat");
+        let fields: Vec<&str> = stat.rsplit_once(')').expect("comm").1.split_whitespace().collect();
+        let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+        ticks / 100.0 // CLK_TCK is 100 on Linux
+    }
+
+    /// The broker's anonymous resident memory (heap and the like, not the page cache).
+    fn rss_anon_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("RssAnon:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap_or(0.0);
+        kb / 1024.0
+    }
+
+    fn create_topic(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> =
+            ClientConfig::new().set("bootstrap.servers", &self.bootstrap).create().expect("admin");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(
+            admin.create_topics([&NewTopic::new(name, partitions, TopicReplication::Fixed(1))], &AdminOptions::new()),
+        )
+        .expect("create")[0]
+            .as_ref()
+            .expect("created");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+}
+
+struct Ctx(Arc<Counts>);
+impl ClientContext for Ctx {}
+impl ProducerContext for Ctx {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let c = if result.is_ok() { &self.0.delivered } else { &self.0.failed };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn report(name: &str, n: u64, size: usize, elapsed: Duration, cpu: f64) {
+    let secs = elapsed.as_secs_f64();
+    println!(
+        "{name:<28} {n:>9} msgs in {secs:>6.2} s: {:>10.0} msgs/s {:>8.1} MB/s   broker CPU {cpu:>6.2} s ({:.3} s per million)",
+        n as f64 / secs,
+        n as f64 * size as f64 / secs / 1e6,
+        cpu / (n as f64 / 1e6),
+    );
+}
+
+fn produce(broker: &Broker, topic: &str, n: u64, size: usize, acks: &str, partitions: i32) {
+    let counts = Arc::new(Counts::default());
+    let p: ThreadedProducer<Ctx> = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("acks", acks)
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create_with_context(Ctx(counts.clone()))
+        .expect("producer");
+    let payload = vec![b'x'; size];
+    let cpu0 = broker.cpu_seconds();
+    let start = Instant::now();
+    for i in 0..n {
+        let partition = (i % partitions as u64) as i32;
+        loop {
+            match p.send(BaseRecord::<(), [u8]>::to(topic).payload(&payload[..]).partition(partition)) {
+                Ok(()) => break,
+                Err((_, _)) => std::thread::sleep(Duration::from_micros(200)), // queue full
+            }
+        }
+    }
+    p.flush(Duration::from_secs(120)).expect("flush");
+    let elapsed = start.elapsed();
+    assert_eq!(counts.failed.load(Ordering::Relaxed), 0, "deliveries failed");
+    assert_eq!(counts.delivered.load(Ordering::Relaxed), n);
+    report(&format!("produce-{size}B-acks{acks}-p{partitions}"), n, size, elapsed, broker.cpu_seconds() - cpu0);
+}
+
+fn consume(broker: &Broker, topic: &str, n: u64, size: usize, partitions: i32) {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("group.id", "bench")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("tpl");
+    }
+    c.assign(&tpl).expect("assign");
+    let cpu0 = broker.cpu_seconds();
+    let start = Instant::now();
+    let mut got = 0u64;
+    while got < n {
+        match c.poll(Duration::from_secs(10)) {
+            Some(Ok(m)) => {
+                assert_eq!(m.payload().map(<[u8]>::len), Some(size));
+                got += 1;
+            }
+            Some(Err(e)) => panic!("consume: {e}"),
+            None => panic!("no message within 10 s after {got}"),
+        }
+    }
+    report(&format!("consume-{size}B-p{partitions}"), n, size, start.elapsed(), broker.cpu_seconds() - cpu0);
+}
+
+/// Steady `rate` msgs/s of 100 B with acks=all and linger 0; end-to-end latency measured by a
+/// consumer from the timestamp carried in each payload.
+fn latency(broker: &Broker, rate: u64, secs: u64) {
+    let topic = "latency";
+    broker.create_topic(topic, 1);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("group.id", "latency")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).expect("tpl");
+    consumer.assign(&tpl).expect("assign");
+    let epoch = Instant::now();
+    let total = rate * secs;
+    let producer_thread = {
+        let bootstrap = broker.bootstrap.clone();
+        std::thread::spawn(move || {
+            let counts = Arc::new(Counts::default());
+            let p: ThreadedProducer<Ctx> = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("acks", "all")
+                .set("linger.ms", "0")
+                .create_with_context(Ctx(counts))
+                .expect("producer");
+            let mut payload = vec![b'x'; 100];
+            for i in 0..total {
+                let due = Duration::from_nanos(i * 1_000_000_000 / rate);
+                while epoch.elapsed() < due {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+                let sent = epoch.elapsed().as_nanos() as u64;
+                payload[..8].copy_from_slice(&sent.to_le_bytes());
+                while p.send(BaseRecord::<(), [u8]>::to(topic).payload(&payload[..])).is_err() {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            }
+            p.flush(Duration::from_secs(60)).expect("flush");
+        })
+    };
+    let cpu0 = broker.cpu_seconds();
+    let mut latencies = Vec::with_capacity(total as usize);
+    while (latencies.len() as u64) < total {
+        match consumer.poll(Duration::from_secs(10)) {
+            Some(Ok(m)) => {
+                let sent = u64::from_le_bytes(m.payload().expect("payload")[..8].try_into().expect("8 bytes"));
+                latencies.push(epoch.elapsed().as_nanos() as u64 - sent);
+            }
+            Some(Err(e)) => panic!("consume: {e}"),
+            None => panic!("latency run stalled after {} messages", latencies.len()),
+        }
+    }
+    let cpu = broker.cpu_seconds() - cpu0;
+    producer_thread.join().expect("producer");
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)] as f64 / 1e6;
+    println!(
+        "latency-{rate}/s-{secs}s             p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms   broker {:.3} cores",
+        pct(0.50),
+        pct(0.99),
+        pct(0.999),
+        pct(1.0),
+        cpu / secs as f64
+    );
+}
+
+fn main() {
+    let selected: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wanted = |name: &str| selected.is_empty() || selected.iter().any(|s| name.starts_with(s.as_str()));
+    let n: u64 = std::env::var("WEIR_E2E_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let latency_secs: u64 = std::env::var("WEIR_E2E_LATENCY_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let broker = Broker::start();
+    println!(
+        "weir e2e benchmark: {} ({} cores)",
+        broker.bootstrap,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    for (acks, partitions) in [("1", 1), ("1", 8), ("all", 1), ("all", 8)] {
+        let name = format!("produce-100B-acks{acks}-p{partitions}");
+        if wanted(&name) || wanted("consume-100B") && acks == "1" {
+            let topic = format!("t100-{acks}-{partitions}");
+            broker.create_topic(&topic, partitions);
+            produce(&broker, &topic, n, 100, acks, partitions);
+            if acks == "1" && wanted("consume-100B") {
+                consume(&broker, &topic, n, 100, partitions);
+            }
+        }
+    }
+    if wanted("produce-1024B") || wanted("consume-1024B") {
+        broker.create_topic("t1k", 1);
+        produce(&broker, "t1k", n / 2, 1024, "1", 1);
+        consume(&broker, "t1k", n / 2, 1024, 1);
+    }
+    if wanted("latency") {
+        latency(&broker, 10_000, latency_secs);
+    }
+    println!("broker RssAnon {:.1} MiB", broker.rss_anon_mib());
+}
