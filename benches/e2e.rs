@@ -199,7 +199,7 @@ fn latency(broker: &Broker, rate: u64, secs: u64) {
                 .set("linger.ms", "0")
                 .create_with_context(Ctx(counts))
                 .expect("producer");
-            let mut payload = vec![b'x'; 100];
+            let mut payload = [b'x'; 100];
             for i in 0..total {
                 let due = Duration::from_nanos(i * 1_000_000_000 / rate);
                 while epoch.elapsed() < due {
