@@ -5,6 +5,10 @@
 //! `cargo bench --bench e2e` (all scenarios), or name some:
 //! `cargo bench --bench e2e -- produce-100B-acks1-p1 consume-100B latency`
 //! Sizes: `WEIR_E2E_MESSAGES` (default 1,000,000), `WEIR_E2E_LATENCY_SECS` (default 30).
+//! Extra consumer settings: `WEIR_E2E_CONSUMER="fetch.queue.backoff.ms=10,..."` (librdkafka
+//! 2.12's default `fetch.queue.backoff.ms=1000` pauses fetching for a second whenever its
+//! local queue holds `queued.min.messages` (100,000), which caps small-message consumption
+//! against any broker).
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -144,13 +148,19 @@ fn produce(broker: &Broker, topic: &str, n: u64, size: usize, acks: &str, partit
     report(&format!("produce-{size}B-acks{acks}-p{partitions}"), n, size, elapsed, broker.cpu_seconds() - cpu0);
 }
 
+/// A consumer with the bench's settings plus `WEIR_E2E_CONSUMER`'s.
+fn consumer(broker: &Broker, group: &str) -> BaseConsumer {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &broker.bootstrap).set("group.id", group).set("enable.auto.commit", "false");
+    for pair in std::env::var("WEIR_E2E_CONSUMER").unwrap_or_default().split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').expect("WEIR_E2E_CONSUMER takes key=value,...");
+        c.set(k, v);
+    }
+    c.create().expect("consumer")
+}
+
 fn consume(broker: &Broker, topic: &str, n: u64, size: usize, partitions: i32) {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &broker.bootstrap)
-        .set("group.id", "bench")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
+    let c = consumer(broker, "bench");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning).expect("tpl");
@@ -177,16 +187,22 @@ fn consume(broker: &Broker, topic: &str, n: u64, size: usize, partitions: i32) {
 fn latency(broker: &Broker, rate: u64, secs: u64) {
     let topic = "latency";
     broker.create_topic(topic, 1);
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer = consumer(broker, "latency");
+    // Warm up: the consumer's assignment, offset lookup and first fetch happen before the
+    // timed run, so start-up is not counted as latency.
+    let warmup: ThreadedProducer<Ctx> = ClientConfig::new()
         .set("bootstrap.servers", &broker.bootstrap)
-        .set("group.id", "latency")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "100")
-        .create()
-        .expect("consumer");
+        .create_with_context(Ctx(Arc::new(Counts::default())))
+        .expect("producer");
+    warmup.send(BaseRecord::<(), [u8]>::to(topic).payload(&[0u8; 8][..])).map_err(|(e, _)| e).expect("warm-up");
+    warmup.flush(Duration::from_secs(30)).expect("flush");
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning).expect("tpl");
     consumer.assign(&tpl).expect("assign");
+    match consumer.poll(Duration::from_secs(30)) {
+        Some(Ok(_)) => {}
+        other => panic!("warm-up message not consumed: {:?}", other.map(|r| r.map(|m| m.offset()))),
+    }
     let epoch = Instant::now();
     let total = rate * secs;
     let producer_thread = {
