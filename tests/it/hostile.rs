@@ -200,3 +200,26 @@ fn write_fuzz_seeds() {
     write(&frame(35, 4, true, &[0xff, 0xff, 0xff, 0xff, 0x2c])[4..]);
     write(&frame(3, 12, true, &[0xff, 0xff, 0xff, 0xff, 0x2c])[4..]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_connections_are_served_at_once() {
+    let broker = TestBroker::start(&[]);
+    let request = frame(18, 3, true, &[1, 1, 0]); // ApiVersions v3: empty software name and version, no tags
+    let mut streams = Vec::with_capacity(2000);
+    for _ in 0..2000 {
+        let mut s = TcpStream::connect(broker.kafka_addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        s.write_all(&request).expect("send ApiVersions");
+        streams.push(s);
+    }
+    for (i, s) in streams.iter_mut().enumerate() {
+        let mut size = [0u8; 4];
+        s.read_exact(&mut size).unwrap_or_else(|e| panic!("connection {i} got no answer: {e}"));
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        s.read_exact(&mut body).expect("response body");
+        assert_eq!(&body[..4], &7i32.to_be_bytes(), "correlation id");
+        assert_eq!(&body[4..6], &0i16.to_be_bytes(), "no error");
+    }
+    round_trip(&broker, "many-connections").await;
+    drop(streams);
+}
