@@ -3,7 +3,8 @@
 //! The connection knows bytes, not meaning: it checks the size prefix against
 //! `socket.request.max.bytes` *before* allocating, reads the body without an intermediate
 //! buffer (record bytes go from the kernel straight into the frame that the log writes from),
-//! and hands complete frames to [`handle_frame`]. Requests are answered one at a time, in
+//! and hands complete frames to [`handle_frame`]. Responses are written with vectored writes,
+//! so fetched record bytes go from the segment maps to the socket with no copy in weir. Requests are answered one at a time, in
 //! order, as Kafka does (clients may pipeline; the next request is read after the previous
 //! response is written). A connection idle for `connections.max.idle.ms` is closed, and so is
 //! one whose frame does not complete within `request.timeout.ms`, so a stalled partial frame
@@ -19,6 +20,8 @@ use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::handler::{self, RequestContext};
+use kafka_protocol::messages::ResponseKind;
+
 use crate::protocol::{self, Decoded};
 
 /// Serves one connection until the client closes it, it breaks a rule, or shutdown.
@@ -67,8 +70,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut
             }
         }
         match handle_frame(&broker, frame.freeze()).await {
-            Ok(Some(response)) => {
-                if writer.write_all(&response).await.is_err() {
+            Ok(Some(pieces)) => {
+                if write_all_vectored(&mut writer, pieces).await.is_err() {
                     return;
                 }
             }
@@ -82,15 +85,44 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut
     }
 }
 
+/// Writes the pieces of a response with vectored writes: record bytes go from the segment
+/// maps to the socket without an intermediate buffer.
+async fn write_all_vectored(
+    writer: &mut tokio::net::tcp::OwnedWriteHalf,
+    mut pieces: Vec<Bytes>,
+) -> std::io::Result<()> {
+    use bytes::Buf;
+    pieces.retain(|p| !p.is_empty());
+    let mut first = 0;
+    while first < pieces.len() {
+        let slices: Vec<std::io::IoSlice<'_>> =
+            pieces[first..].iter().take(64).map(|p| std::io::IoSlice::new(p)).collect();
+        let mut written = writer.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let piece = &mut pieces[first];
+            let n = written.min(piece.len());
+            piece.advance(n);
+            written -= n;
+            if piece.is_empty() {
+                first += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Parses, dispatches and encodes one request. `Ok(None)`: no response is due.
 ///
 /// # Errors
 /// A request that cannot be parsed or a response that cannot be encoded: the connection
 /// is closed.
-pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> anyhow::Result<Option<Bytes>> {
+pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> anyhow::Result<Option<Vec<Bytes>>> {
     let request = match protocol::decode_request(frame)? {
         Decoded::ApiVersionsUnsupported { correlation_id } => {
-            return Ok(Some(protocol::api_versions_unsupported(correlation_id)));
+            return Ok(Some(vec![protocol::api_versions_unsupported(correlation_id)]));
         }
         Decoded::Request(r) => r,
     };
@@ -108,7 +140,11 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> anyhow::Result<
     let Some(response) = response else {
         return Ok(None);
     };
-    Ok(Some(protocol::encode_response(request.api_key, request.api_version, ctx.correlation_id, &response)?))
+    let pieces = match response {
+        ResponseKind::Fetch(fetch) => protocol::encode_fetch_response(request.api_version, ctx.correlation_id, fetch)?,
+        other => vec![protocol::encode_response(request.api_key, request.api_version, ctx.correlation_id, &other)?],
+    };
+    Ok(Some(pieces))
 }
 
 /// Kafka's name of an API, as a static label value.
