@@ -55,9 +55,8 @@ pub mod code {
 }
 
 /// Runs the handler for `request`. `None` means "send no response" (Produce with acks=0).
-///
-/// # Errors
-/// Only failures that must close the connection (none today: handlers answer with codes).
+/// Handlers report problems as Kafka error codes in their responses; nothing here closes
+/// the connection.
 pub async fn dispatch(broker: &Arc<Broker>, ctx: &RequestContext, request: RequestKind) -> Option<ResponseKind> {
     Some(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),

@@ -148,10 +148,6 @@ impl<F: EntryFormat> IndexWriter<F> {
         self.writer.sync().map_err(|e| Error::io("fsync index", self.mapped().path(), e))
     }
 
-    /// Gives up the writer side, keeping the read side.
-    pub fn into_mapped(self) -> Arc<MappedFile> {
-        Arc::clone(self.writer.mapped())
-    }
 }
 
 pub(crate) fn reserve_error(path: &Path, bytes: usize, source: std::io::Error) -> Error {
