@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a broker: Kafka protocol on --kafka-addr, HTTP (/health, /ready) on --http-addr.
+    /// Run a broker: Kafka protocol on --kafka-addr, HTTP (/metrics, /health, /ready) on --http-addr.
     Serve(ServeArgs),
     /// Offline tools over segment files (no broker needed).
     #[command(subcommand)]
@@ -37,7 +37,7 @@ struct ServeArgs {
     /// Kafka listener, HOST:PORT (default 127.0.0.1:9092; port 0 picks a free port).
     #[arg(long)]
     kafka_addr: Option<String>,
-    /// HTTP listener for /health and /ready, HOST:PORT (default 127.0.0.1:9644).
+    /// HTTP listener for /metrics, /health and /ready, HOST:PORT (default 127.0.0.1:9644).
     #[arg(long)]
     http_addr: Option<String>,
     /// HOST:PORT advertised to clients in Metadata (default: the bound Kafka address).
