@@ -147,7 +147,6 @@ impl<F: EntryFormat> IndexWriter<F> {
     pub fn sync(&self) -> Result<()> {
         self.writer.sync().map_err(|e| Error::io("fsync index", self.mapped().path(), e))
     }
-
 }
 
 pub(crate) fn reserve_error(path: &Path, bytes: usize, source: std::io::Error) -> Error {

@@ -30,46 +30,34 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut
     metrics::gauge!(crate::metrics::ACTIVE_CONNECTIONS).increment(1.0);
     let _open = scopeguard(|| metrics::gauge!(crate::metrics::ACTIVE_CONNECTIONS).decrement(1.0));
     let (mut reader, mut writer) = stream.into_split();
-    let idle = broker.config.connections_max_idle;
-    let max = broker.config.socket_request_max_bytes;
+    let limits = FrameLimits {
+        max: broker.config.socket_request_max_bytes,
+        idle: broker.config.connections_max_idle,
+        frame_timeout: broker.config.request_timeout,
+    };
+    let mut buffer = BytesMut::with_capacity(READ_CHUNK);
     loop {
-        let mut prefix = [0u8; 4];
-        tokio::select! {
-            read = tokio::time::timeout(idle, reader.read_exact(&mut prefix)) => match read {
-                Err(_) => {
-                    tracing::debug!(%peer, "closing idle connection");
+        let frame = tokio::select! {
+            frame = next_frame(&mut reader, &mut buffer, &limits) => match frame {
+                Ok(frame) => frame,
+                Err(reason) => {
+                    match reason {
+                        Close::Eof => {}
+                        Close::Idle => tracing::debug!(%peer, "closing idle connection"),
+                        Close::TooLarge(len) => tracing::warn!(
+                            %peer, len, max = limits.max,
+                            "closing connection: request size out of range (socket.request.max.bytes)"
+                        ),
+                        Close::Stalled(len) => tracing::warn!(
+                            %peer, len, "closing connection: request did not arrive within request.timeout.ms"
+                        ),
+                    }
                     return;
                 }
-                Ok(Err(_)) => return, // closed by the client
-                Ok(Ok(_)) => {}
             },
             _ = shutdown.changed() => return,
-        }
-        let len = i32::from_be_bytes(prefix);
-        if len < 0 || len as usize > max {
-            tracing::warn!(%peer, len, max, "closing connection: request size out of range (socket.request.max.bytes)");
-            return;
-        }
-        let len = len as usize;
-        let mut frame = BytesMut::with_capacity(len);
-        let body = async {
-            while frame.len() < len {
-                let want = (len - frame.len()) as u64;
-                if (&mut reader).take(want).read_buf(&mut frame).await? == 0 {
-                    return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
-                }
-            }
-            Ok::<(), std::io::Error>(())
         };
-        match tokio::time::timeout(broker.config.request_timeout, body).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return,
-            Err(_) => {
-                tracing::warn!(%peer, len, "closing connection: request did not arrive within request.timeout.ms");
-                return;
-            }
-        }
-        match handle_frame(&broker, frame.freeze()).await {
+        match handle_frame(&broker, frame).await {
             Ok(Some(pieces)) => {
                 if write_all_vectored(&mut writer, pieces).await.is_err() {
                     return;
@@ -81,6 +69,68 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut
                 tracing::warn!(%peer, error = %format!("{e:#}"), "closing connection");
                 return;
             }
+        }
+    }
+}
+
+/// Bytes asked of the socket per read: a whole small request (and often several pipelined
+/// ones) arrives in one `recv`; larger frames reserve their exact size and are read in place.
+const READ_CHUNK: usize = 64 * 1024;
+
+#[derive(Debug)]
+struct FrameLimits {
+    max: usize,
+    idle: std::time::Duration,
+    frame_timeout: std::time::Duration,
+}
+
+/// Why a connection stops reading.
+#[derive(Debug)]
+enum Close {
+    Eof,
+    Idle,
+    TooLarge(i64),
+    Stalled(usize),
+}
+
+/// The next complete frame (without its size prefix), split off `buffer` without copying.
+/// Checks the size prefix before reserving space for the body. Waits up to `idle` for a new
+/// frame to start and up to `frame_timeout` for a started one to complete (one deadline for
+/// the whole frame, so trickling bytes cannot keep a partial frame alive).
+///
+/// # Cancel safety
+/// Cancel safe: bytes read so far stay in `buffer`.
+async fn next_frame(
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    buffer: &mut BytesMut,
+    limits: &FrameLimits,
+) -> Result<Bytes, Close> {
+    let mut frame_deadline = (!buffer.is_empty()).then(|| tokio::time::Instant::now() + limits.frame_timeout);
+    loop {
+        if buffer.len() >= 4 {
+            let len = i32::from_be_bytes([buffer[0], buffer[1], buffer[2], buffer[3]]);
+            if len < 0 || len as usize > limits.max {
+                return Err(Close::TooLarge(i64::from(len)));
+            }
+            let total = 4 + len as usize;
+            if buffer.len() >= total {
+                let mut frame = buffer.split_to(total);
+                bytes::Buf::advance(&mut frame, 4);
+                return Ok(frame.freeze());
+            }
+            buffer.reserve(total - buffer.len());
+        }
+        if buffer.capacity() - buffer.len() < 1024 {
+            buffer.reserve(READ_CHUNK);
+        }
+        let deadline = frame_deadline.unwrap_or_else(|| tokio::time::Instant::now() + limits.idle);
+        match tokio::time::timeout_at(deadline, reader.read_buf(buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(Close::Eof),
+            Ok(Ok(_)) => {
+                frame_deadline.get_or_insert_with(|| tokio::time::Instant::now() + limits.frame_timeout);
+            }
+            Err(_) if frame_deadline.is_some() => return Err(Close::Stalled(buffer.len())),
+            Err(_) => return Err(Close::Idle),
         }
     }
 }

@@ -223,3 +223,33 @@ async fn two_thousand_connections_are_served_at_once() {
     round_trip(&broker, "many-connections").await;
     drop(streams);
 }
+
+#[test]
+fn trickling_bytes_do_not_keep_a_partial_frame_alive() {
+    let broker = TestBroker::start(&["request.timeout.ms=500"]);
+    let mut s = TcpStream::connect(broker.kafka_addr).expect("connect");
+    s.write_all(&1_000i32.to_be_bytes()).expect("write prefix");
+    let started = std::time::Instant::now();
+    // One byte every 100 ms: each read arrives well within the timeout, the frame never does.
+    let mut closed = false;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        if s.write_all(&[0]).is_err() {
+            closed = true;
+            break;
+        }
+        s.set_read_timeout(Some(Duration::from_millis(1))).expect("timeout");
+        let mut buf = [0u8; 1];
+        if matches!(s.read(&mut buf), Ok(0)) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the connection must be closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "closed after {:?}, not at the frame deadline",
+        started.elapsed()
+    );
+    assert!(broker.log().contains("did not arrive within request.timeout.ms"));
+}
