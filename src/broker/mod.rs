@@ -414,17 +414,19 @@ impl Broker {
 
     /// One pass of background upkeep (blocking: call from `spawn_blocking`): flushes that
     /// are due, retention when `retention`, checkpoints.
+    ///
+    /// Works on a snapshot of the partitions without the log manager's lock, so topic
+    /// administration does not wait behind fsyncs.
     pub fn maintain(&self, retention: bool) {
-        let guard = self.logs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = guard.as_ref() {
-            match m.maintain(now_ms(), retention) {
-                Ok(report) => {
-                    for (tp, e) in report.failures {
-                        tracing::error!(topic_partition = %tp, error = %e, "log maintenance failed");
-                    }
+        let logs: Vec<(TopicPartition, Arc<PartitionLog>)> =
+            self.all_partitions().into_iter().map(|p| (p.topic_partition.clone(), Arc::clone(&p.log))).collect();
+        match crate::log::manager::maintain_logs(&self.config.data_dir, &logs, now_ms(), retention) {
+            Ok(report) => {
+                for (tp, e) in report.failures {
+                    tracing::error!(topic_partition = %tp, error = %e, "log maintenance failed");
                 }
-                Err(e) => tracing::error!(error = %e, "writing checkpoints failed"),
             }
+            Err(e) => tracing::error!(error = %e, "writing checkpoints failed"),
         }
     }
 

@@ -66,6 +66,67 @@ pub struct Maintenance {
     pub failures: Vec<(TopicPartition, String)>,
 }
 
+/// One upkeep pass over `logs` (a snapshot of a data directory's partitions), needing no lock
+/// on the [`LogManager`], so topic administration never waits behind fsyncs: flushes each
+/// log whose flush is due, without holding the log's lock during the fsync, so appends
+/// continue; with `retention`, applies retention up to each log's end offset (the high
+/// watermark of a single broker) and deletes retired segments outside the log's lock; then
+/// writes the checkpoints of `data_dir`.
+///
+/// A log that fails goes offline and is reported; the others are still maintained.
+///
+/// # Errors
+/// Only a failure to write the checkpoints.
+pub fn maintain_logs(
+    data_dir: &Path,
+    logs: &[(TopicPartition, Arc<PartitionLog>)],
+    now_ms: i64,
+    retention: bool,
+) -> Result<Maintenance> {
+    let mut report = Maintenance::default();
+    for (tp, p) in logs {
+        let outcome = (|| -> Result<()> {
+            let due = {
+                let log = p.log.lock().unwrap_or_else(|e| e.into_inner());
+                log.offline_cause().is_none() && log.flush_due(now_ms)
+            };
+            if due {
+                p.flusher.flush()?; // without the log's lock: appends continue
+                report.flushed += 1;
+            }
+            if !retention {
+                return Ok(());
+            }
+            let retired = {
+                let mut log = p.log.lock().unwrap_or_else(|e| e.into_inner());
+                if log.offline_cause().is_some() {
+                    return Ok(());
+                }
+                let end = log.log_end_offset();
+                log.apply_retention(now_ms, end)?
+            };
+            report.segments_deleted += retired.delete()?; // outside the log's lock
+            Ok(())
+        })();
+        if let Err(e) = outcome {
+            report.failures.push((tp.clone(), e.to_string()));
+        }
+    }
+    write_checkpoints(data_dir, logs)?;
+    Ok(report)
+}
+
+/// Writes the recovery-point and log-start-offset checkpoints of `data_dir` for `logs`.
+///
+/// # Errors
+/// I/O failures (the previous checkpoints stay in place).
+pub fn write_checkpoints(data_dir: &Path, logs: &[(TopicPartition, Arc<PartitionLog>)]) -> Result<()> {
+    let recovery = logs.iter().map(|(tp, p)| (tp.clone(), p.reader.recovery_point())).collect();
+    let starts = logs.iter().map(|(tp, p)| (tp.clone(), p.reader.log_start_offset())).collect();
+    checkpoint::write(&data_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
+    checkpoint::write(&data_dir.join(LOG_START_OFFSET_CHECKPOINT), &starts)
+}
+
 /// Owner of a data directory.
 #[derive(Debug)]
 pub struct LogManager {
@@ -322,48 +383,14 @@ impl LogManager {
         sync_dir(&self.data_dir)
     }
 
-    /// One pass of background upkeep, for a task that runs it periodically (off the async
-    /// runtime: it fsyncs): flushes each log whose flush is due, without holding the log's
-    /// lock during the fsync, so appends continue; with `retention`, applies retention up to
-    /// each log's end offset (the high watermark of a single broker); then writes the
-    /// checkpoints.
-    ///
-    /// A log that fails goes offline and is reported; the others are still maintained.
+    /// [`maintain_logs`] over every log of this directory.
     ///
     /// # Errors
     /// Only a failure to write the checkpoints.
     pub fn maintain(&self, now_ms: i64, retention: bool) -> Result<Maintenance> {
-        let mut report = Maintenance::default();
-        for (tp, p) in &self.logs {
-            let outcome = (|| -> Result<()> {
-                let due = {
-                    let log = p.log.lock().unwrap_or_else(|e| e.into_inner());
-                    log.offline_cause().is_none() && log.flush_due(now_ms)
-                };
-                if due {
-                    p.flusher.flush()?; // without the log's lock: appends continue
-                    report.flushed += 1;
-                }
-                if !retention {
-                    return Ok(());
-                }
-                let retired = {
-                    let mut log = p.log.lock().unwrap_or_else(|e| e.into_inner());
-                    if log.offline_cause().is_some() {
-                        return Ok(());
-                    }
-                    let end = log.log_end_offset();
-                    log.apply_retention(now_ms, end)?
-                };
-                report.segments_deleted += retired.delete()?; // outside the log's lock
-                Ok(())
-            })();
-            if let Err(e) = outcome {
-                report.failures.push((tp.clone(), e.to_string()));
-            }
-        }
-        self.checkpoint()?;
-        Ok(report)
+        let logs: Vec<(TopicPartition, Arc<PartitionLog>)> =
+            self.logs.iter().map(|(tp, p)| (tp.clone(), Arc::clone(p))).collect();
+        maintain_logs(&self.data_dir, &logs, now_ms, retention)
     }
 
     /// Writes the recovery-point and log-start-offset checkpoints for every log.
@@ -371,14 +398,9 @@ impl LogManager {
     /// # Errors
     /// I/O failures (the previous checkpoints stay in place).
     pub fn checkpoint(&self) -> Result<()> {
-        let mut recovery = BTreeMap::new();
-        let mut starts = BTreeMap::new();
-        for (tp, p) in &self.logs {
-            recovery.insert(tp.clone(), p.reader.recovery_point());
-            starts.insert(tp.clone(), p.reader.log_start_offset());
-        }
-        checkpoint::write(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
-        checkpoint::write(&self.data_dir.join(LOG_START_OFFSET_CHECKPOINT), &starts)
+        let logs: Vec<(TopicPartition, Arc<PartitionLog>)> =
+            self.logs.iter().map(|(tp, p)| (tp.clone(), Arc::clone(p))).collect();
+        write_checkpoints(&self.data_dir, &logs)
     }
 
     /// Clean shutdown: closes every log (flush, trim), writes the checkpoints, then the
