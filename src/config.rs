@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::group::GroupConfig;
 use crate::log::LogConfig;
 
 /// Every broker key with its default value (`""` = unset).
@@ -42,6 +43,17 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("log.retention.check.interval.ms", "300000"),
     ("message.max.bytes", "1048588"),
     ("log.message.timestamp.type", "CreateTime"),
+    ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("group.max.size", "2147483647"),
+    ("group.consumer.session.timeout.ms", "45000"),
+    ("group.consumer.heartbeat.interval.ms", "5000"),
+    ("offsets.topic.num.partitions", "50"),
+    ("offsets.topic.segment.bytes", "104857600"),
+    ("offsets.retention.minutes", "10080"),
+    ("offsets.retention.check.interval.ms", "600000"),
+    ("offset.metadata.max.bytes", "4096"),
 ];
 
 /// A configuration error, naming the key.
@@ -216,6 +228,28 @@ impl RawConfig {
             Some((host.to_owned(), port))
         };
         let ms = |key: &str| -> Result<Duration, ConfigError> { Ok(Duration::from_millis(self.parse(key)?)) };
+        let group = GroupConfig {
+            initial_rebalance_delay: ms("group.initial.rebalance.delay.ms")?,
+            min_session_timeout_ms: self.parse("group.min.session.timeout.ms")?,
+            max_session_timeout_ms: self.parse("group.max.session.timeout.ms")?,
+            max_size: self.parse("group.max.size")?,
+            offsets_partitions: self.parse("offsets.topic.num.partitions")?,
+            offsets_segment_bytes: self.parse("offsets.topic.segment.bytes")?,
+            offsets_retention: Duration::from_secs(60 * self.parse::<u64>("offsets.retention.minutes")?),
+            offsets_retention_check: ms("offsets.retention.check.interval.ms")?,
+            offset_metadata_max_bytes: self.parse("offset.metadata.max.bytes")?,
+            consumer_session_timeout: ms("group.consumer.session.timeout.ms")?,
+            consumer_heartbeat_interval: ms("group.consumer.heartbeat.interval.ms")?,
+        };
+        if group.offsets_partitions < 1 {
+            return Err(invalid("offsets.topic.num.partitions", "must be at least 1"));
+        }
+        if group.min_session_timeout_ms > group.max_session_timeout_ms {
+            return Err(invalid("group.min.session.timeout.ms", "must not exceed group.max.session.timeout.ms"));
+        }
+        if group.offsets_retention_check.is_zero() {
+            return Err(invalid("offsets.retention.check.interval.ms", "must be positive"));
+        }
         Ok(BrokerConfig {
             data_dir: PathBuf::from(self.get("data.dir")),
             kafka_addr,
@@ -231,6 +265,7 @@ impl RawConfig {
             flush_check_interval: ms("log.flush.scheduler.interval.ms")?,
             retention_check_interval: ms("log.retention.check.interval.ms")?,
             log,
+            group,
             settings: BROKER_KEYS
                 .iter()
                 .map(|(k, _)| (k.to_string(), (self.get(k).to_owned(), self.values.contains_key(*k))))
@@ -259,6 +294,8 @@ pub struct BrokerConfig {
     pub retention_check_interval: Duration,
     /// Broker defaults for topic-level log settings.
     pub log: LogConfig,
+    /// The group coordinator's settings.
+    pub group: GroupConfig,
     /// Every broker key's value and whether it was set (file, --set or flag) rather than
     /// defaulted: what DescribeConfigs reports.
     pub settings: BTreeMap<String, (String, bool)>,

@@ -11,21 +11,27 @@
 //!   framing, request guards.
 //! - [`handler`]: one file per Kafka API.
 //! - [`broker`]: the replica manager — partitions, leader epochs, high watermarks, waiting.
+//! - [`group`]: the group coordinator — consumer groups (classic and KIP-848) and committed
+//!   offsets, stored in `__consumer_offsets`.
 //! - [`log`]: the partition log — segmented, memory-mapped, indexed, crash-safe storage,
 //!   and the data directory that holds the logs. Synchronous; owns every byte on disk.
 //! - [`config`]: broker configuration, raw → validated.
 //! - [`metrics`]: every exported metric, named and described once.
 //! - [`alloc`]: the global allocator that keeps hostile array counts from aborting.
-//! - [`cli`]: operator subcommands (`weir log dump`, `weir log verify`).
+//! - [`cli`]: operator subcommands (`weir log dump`, `weir log verify`, `weir group ...`).
+//! - [`client`]: a small Kafka protocol client, for the operator subcommands that talk to
+//!   brokers.
 //! - [`error`]: where per-layer errors meet the Kafka error codes.
 //!
-//! Still to come: consumer groups (`coordinator`), the RESP port (`kv`), replication.
+//! Still to come: the RESP port (`kv`), replication.
 
 pub mod alloc;
 pub mod broker;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod handler;
 pub mod log;
 pub mod metrics;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use weir::cli::reset_offsets::{ResetOptions, ResetTo};
 use weir::cli::{self, Format};
 use weir::config::RawConfig;
 
@@ -27,6 +28,15 @@ enum Command {
     /// Offline tools over segment files (no broker needed).
     #[command(subcommand)]
     Log(LogCommand),
+    /// Consumer groups: list, describe, reset offsets, delete (Kafka protocol; works against
+    /// Apache Kafka too).
+    Group {
+        /// A broker to ask first, HOST:PORT.
+        #[arg(long, env = "WEIR_BOOTSTRAP", default_value = "127.0.0.1:9092", global = true)]
+        bootstrap: String,
+        #[command(subcommand)]
+        command: GroupCommand,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -96,6 +106,101 @@ enum LogCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum GroupCommand {
+    /// List groups with their state and protocol type.
+    List {
+        /// Only groups in this state, e.g. Stable or Empty (repeatable; any case).
+        #[arg(long = "state", value_name = "STATE")]
+        states: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Show a group's members and, per partition, committed offset, log end offset and lag.
+    Describe {
+        group: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Move an inactive group's committed offsets. Prints the plan; commits only with
+    /// --execute. The group must have no members (Empty).
+    ResetOffsets(ResetOffsetsArgs),
+    /// Delete groups that have no members, with their committed offsets. Exits 1 if any
+    /// group was not deleted.
+    Delete {
+        #[arg(required = true)]
+        groups: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ResetOffsetsArgs {
+    group: String,
+    #[command(flatten)]
+    to: ResetTarget,
+    /// TOPIC or TOPIC:P,P,... (repeatable). Without it: every partition the group has
+    /// committed offsets for.
+    #[arg(long = "topic", value_name = "TOPIC[:P,P...]", conflicts_with = "all_topics")]
+    topics: Vec<String>,
+    /// Every topic the group has committed offsets for (the default without --topic).
+    #[arg(long)]
+    all_topics: bool,
+    /// Commit the new offsets (otherwise a dry run).
+    #[arg(long)]
+    execute: bool,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// Exactly one of the reset targets.
+#[derive(clap::Args, Debug)]
+#[group(required = true, multiple = false)]
+struct ResetTarget {
+    /// The log start offset.
+    #[arg(long)]
+    to_earliest: bool,
+    /// The log end offset.
+    #[arg(long)]
+    to_latest: bool,
+    /// This offset (clamped to the log's range).
+    #[arg(long, value_name = "OFFSET")]
+    to_offset: Option<i64>,
+    /// The first offset at or after this time, e.g. 2026-11-21T10:00:00Z or
+    /// 2026-11-21T10:00:00+02:00 (the log end if none).
+    #[arg(long, value_name = "DATETIME")]
+    to_datetime: Option<String>,
+    /// The committed offset plus N (negative: back), clamped to the log's range.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    shift_by: Option<i64>,
+}
+
+impl ResetTarget {
+    fn into_reset_to(self) -> ResetTo {
+        match self {
+            ResetTarget { to_offset: Some(offset), .. } => ResetTo::Offset(offset),
+            ResetTarget { to_datetime: Some(text), .. } => ResetTo::Datetime(text),
+            ResetTarget { shift_by: Some(delta), .. } => ResetTo::ShiftBy(delta),
+            ResetTarget { to_latest: true, .. } => ResetTo::Latest,
+            // clap requires exactly one target: the remaining one is --to-earliest.
+            ResetTarget { .. } => ResetTo::Earliest,
+        }
+    }
+}
+
+fn group(bootstrap: &str, command: GroupCommand) -> anyhow::Result<i32> {
+    match command {
+        GroupCommand::List { states, format } => cli::group::list(bootstrap, &states, format),
+        GroupCommand::Describe { group, format } => cli::group::describe(bootstrap, &group, format),
+        GroupCommand::ResetOffsets(ResetOffsetsArgs { group, to, topics, all_topics: _, execute, format }) => {
+            let options = ResetOptions { group, to: to.into_reset_to(), topics, execute, format };
+            cli::reset_offsets::reset_offsets(bootstrap, &options)
+        }
+        GroupCommand::Delete { groups, format } => cli::group::delete(bootstrap, &groups, format),
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "info".into()))
@@ -107,6 +212,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Log(LogCommand::Dump { files, format }) => cli::log::dump(&files, format),
         Command::Log(LogCommand::Verify { dir, format }) => cli::log::verify(&dir, format),
+        Command::Group { bootstrap, command } => group(&bootstrap, command),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

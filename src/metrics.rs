@@ -76,5 +76,59 @@ pub fn render(handle: &PrometheusHandle, broker: &Broker) -> String {
         let offline = p.log.log.lock().map(|l| l.offline_cause().is_some()).unwrap_or(true);
         metrics::gauge!(LOG_OFFLINE, &labels).set(if offline { 1.0 } else { 0.0 });
     }
-    handle.render()
+    let mut text = handle.render();
+    render_groups(&mut text, broker);
+    text
+}
+
+pub const GROUP_LAG: &str = "weir_group_lag";
+pub const GROUP_COMMITTED_OFFSET: &str = "weir_group_committed_offset";
+pub const GROUP_MEMBERS: &str = "weir_group_members";
+pub const GROUP_STATE: &str = "weir_group_state";
+
+/// Escapes a Prometheus label value.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Per-group series, written from the coordinator's state at scrape time (not through the
+/// recorder, so a deleted group's series disappear with it).
+fn render_groups(out: &mut String, broker: &Broker) {
+    use std::fmt::Write;
+    let (lag, groups) = broker.groups.read_blocking(|groups| {
+        let summary: Vec<(String, &'static str, usize)> =
+            groups.iter().map(|(id, g)| (id.clone(), g.state_name(), g.member_count())).collect();
+        let committed: Vec<(String, String, i32, i64)> = groups
+            .iter()
+            .flat_map(|(id, g)| g.offsets.iter().map(move |((t, p), c)| (id.clone(), t.clone(), *p, c.offset)))
+            .collect();
+        ((crate::group::lag(broker, groups), committed), summary)
+    });
+    let (lag, committed) = lag;
+    let _ = writeln!(out, "# HELP {GROUP_LAG} Records between a group's committed offset (or the log start, if later) and the high watermark.");
+    let _ = writeln!(out, "# TYPE {GROUP_LAG} gauge");
+    for (g, t, p, l) in &lag {
+        let _ = writeln!(out, "{GROUP_LAG}{{group=\"{}\",topic=\"{}\",partition=\"{p}\"}} {l}", label(g), label(t));
+    }
+    let _ = writeln!(out, "# HELP {GROUP_COMMITTED_OFFSET} A group's committed offset.");
+    let _ = writeln!(out, "# TYPE {GROUP_COMMITTED_OFFSET} gauge");
+    for (g, t, p, o) in &committed {
+        let _ = writeln!(
+            out,
+            "{GROUP_COMMITTED_OFFSET}{{group=\"{}\",topic=\"{}\",partition=\"{p}\"}} {o}",
+            label(g),
+            label(t)
+        );
+    }
+    let _ = writeln!(out, "# HELP {GROUP_MEMBERS} Members of a consumer group.");
+    let _ = writeln!(out, "# TYPE {GROUP_MEMBERS} gauge");
+    for (g, _, n) in &groups {
+        let _ = writeln!(out, "{GROUP_MEMBERS}{{group=\"{}\"}} {n}", label(g));
+    }
+    let _ =
+        writeln!(out, "# HELP {GROUP_STATE} 1 for a group's current state (Empty, Stable, PreparingRebalance, ...).");
+    let _ = writeln!(out, "# TYPE {GROUP_STATE} gauge");
+    for (g, state, _) in &groups {
+        let _ = writeln!(out, "{GROUP_STATE}{{group=\"{}\",state=\"{state}\"}} 1", label(g));
+    }
 }

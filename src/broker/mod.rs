@@ -107,6 +107,8 @@ pub struct Broker {
     topics: RwLock<BTreeMap<String, TopicMetadata>>,
     appends: watch::Sender<u64>,
     producer_ids: Mutex<ProducerIdBlock>,
+    /// Consumer groups and committed offsets.
+    pub groups: crate::group::Coordinator,
 }
 
 /// Producer ids come from blocks claimed durably in `<data_dir>/producer-ids`, so an id is
@@ -128,6 +130,7 @@ impl Broker {
         let manager = LogManager::open(&config.data_dir, config.log.clone(), now_ms())?;
         let cluster_id = read_or_create_cluster_id(&config.data_dir)?;
         let config_dir = config.data_dir.clone();
+        let config_group = config.group.clone();
         let broker = Broker {
             config,
             cluster_id,
@@ -137,9 +140,11 @@ impl Broker {
             topics: RwLock::new(BTreeMap::new()),
             appends: watch::channel(0).0,
             producer_ids: Mutex::new(read_producer_id_block(&config_dir)?),
+            groups: crate::group::Coordinator::new(config_group),
         };
         broker.refresh(&manager);
         *broker.logs.lock().unwrap_or_else(|p| p.into_inner()) = Some(manager);
+        broker.groups.load(&broker);
         Ok(broker)
     }
 

@@ -32,7 +32,7 @@ fn topic_entry(broker: &Broker, t: &TopicMetadata) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
         .with_topic_id(t.topic_id.unwrap_or_else(Uuid::nil))
-        .with_is_internal(false)
+        .with_is_internal(t.name == crate::group::OFFSETS_TOPIC)
         .with_partitions(partitions)
 }
 

@@ -13,6 +13,7 @@ mod configs;
 mod create_topics;
 mod delete_topics;
 mod fetch;
+mod groups;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
@@ -25,6 +26,8 @@ pub struct RequestContext {
     pub api_version: i16,
     pub correlation_id: i32,
     pub client_id: Option<String>,
+    /// The client's address (group members' CLIENT-HOST).
+    pub client_host: std::net::IpAddr,
 }
 
 /// Kafka error codes used by handlers (the protocol guide's numbers).
@@ -33,9 +36,18 @@ pub mod code {
     pub const OFFSET_OUT_OF_RANGE: i16 = 1;
     pub const CORRUPT_MESSAGE: i16 = 2;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
     pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const NOT_COORDINATOR: i16 = 16;
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
     pub const INVALID_REQUIRED_ACKS: i16 = 21;
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    pub const INVALID_GROUP_ID: i16 = 24;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+    pub const REBALANCE_IN_PROGRESS: i16 = 27;
     pub const UNSUPPORTED_VERSION: i16 = 35;
     pub const TOPIC_ALREADY_EXISTS: i16 = 36;
     pub const INVALID_PARTITIONS: i16 = 37;
@@ -50,8 +62,19 @@ pub mod code {
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
     pub const INVALID_RECORD: i16 = 87;
+    pub const NON_EMPTY_GROUP: i16 = 68;
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    pub const FENCED_MEMBER_EPOCH: i16 = 110;
+    pub const UNRELEASED_INSTANCE_ID: i16 = 111;
+    pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+    pub const STALE_MEMBER_EPOCH: i16 = 113;
     pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 119;
+    pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
 }
 
 /// Runs the handler for `request`. `None` means "send no response" (Produce with acks=0).
@@ -78,6 +101,25 @@ pub async fn dispatch(broker: &Arc<Broker>, ctx: &RequestContext, request: Reque
         RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter_configs(broker, r).await),
         RequestKind::IncrementalAlterConfigs(r) => {
             ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(broker, r).await)
+        }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(groups::find_coordinator(broker, ctx, r).await)
+        }
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(groups::join_group(broker, ctx, r).await),
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync_group(broker, ctx, r).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(broker, r).await),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave_group(broker, ctx, r).await),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(groups::offset_commit(broker, ctx, r).await),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(groups::offset_fetch(broker, ctx, r).await),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list_groups(broker, ctx, r).await),
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(groups::describe_groups(broker, ctx, r).await),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups::delete_groups(broker, r).await),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(groups::offset_delete(broker, r).await),
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            ResponseKind::ConsumerGroupHeartbeat(groups::consumer_group_heartbeat(broker, ctx, r).await)
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            ResponseKind::ConsumerGroupDescribe(groups::consumer_group_describe(broker, ctx, r).await)
         }
         other => {
             // parse_request only lets through APIs in the table; a table entry without an arm
@@ -116,6 +158,19 @@ mod tests {
             ApiKey::DescribeConfigs,
             ApiKey::AlterConfigs,
             ApiKey::IncrementalAlterConfigs,
+            ApiKey::FindCoordinator,
+            ApiKey::JoinGroup,
+            ApiKey::SyncGroup,
+            ApiKey::Heartbeat,
+            ApiKey::LeaveGroup,
+            ApiKey::OffsetCommit,
+            ApiKey::OffsetFetch,
+            ApiKey::ListGroups,
+            ApiKey::DescribeGroups,
+            ApiKey::DeleteGroups,
+            ApiKey::OffsetDelete,
+            ApiKey::ConsumerGroupHeartbeat,
+            ApiKey::ConsumerGroupDescribe,
         ];
         for spec in APIS {
             assert!(handled.contains(&spec.key), "{:?} is advertised but not dispatched", spec.key);

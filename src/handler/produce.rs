@@ -28,6 +28,11 @@ pub async fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: ProduceReq
                 partitions.push(partition_error(index, code::INVALID_REQUIRED_ACKS));
                 continue;
             }
+            if name == crate::group::OFFSETS_TOPIC {
+                // Only the group coordinator writes its internal topic (Kafka's rule).
+                partitions.push(partition_error(index, code::INVALID_TOPIC_EXCEPTION));
+                continue;
+            }
             let Some(partition) = broker.partition(&TopicPartition::new(&name, index)) else {
                 partitions.push(partition_error(index, code::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;

@@ -416,6 +416,84 @@ pub fn first_offset_at_or_after(batch: &[u8], target: i64) -> Option<(i64, i64)>
     Some((header.base_offset, header.max_timestamp))
 }
 
+/// One record of an uncompressed batch, borrowed from the batch bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub offset: i64,
+    pub timestamp: i64,
+    /// `None` is a null key.
+    pub key: Option<&'a [u8]>,
+    /// `None` is a null value: a tombstone.
+    pub value: Option<&'a [u8]>,
+}
+
+/// The records of an uncompressed batch (headers are skipped), for the broker's own readers of
+/// internal topics. Stops at the first malformed record; compressed batches yield nothing
+/// (`records` returns `None` for them).
+#[derive(Debug, Clone)]
+pub struct RecordIter<'a> {
+    batch: &'a [u8],
+    header: BatchHeader,
+    pos: usize,
+    left: i32,
+}
+
+/// Iterates the records of `batch` when it is a well-formed uncompressed batch.
+pub fn records(batch: &[u8]) -> Option<RecordIter<'_>> {
+    let header = BatchHeader::parse(batch)?;
+    if header.compression() != Ok(Compression::None) || header.size() > batch.len() {
+        return None;
+    }
+    Some(RecordIter { batch: &batch[..header.size()], header, pos: HEADER_SIZE, left: header.records_count })
+}
+
+fn read_nullable<'a>(bytes: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
+    let len = read_varint(bytes, pos)?;
+    if len < 0 {
+        return Some(None);
+    }
+    let end = pos.checked_add(usize::try_from(len).ok()?)?;
+    let slice = bytes.get(*pos..end)?;
+    *pos = end;
+    Some(Some(slice))
+}
+
+impl<'a> RecordIter<'a> {
+    fn parse_one(&mut self) -> Option<Record<'a>> {
+        let length = usize::try_from(read_varint(self.batch, &mut self.pos)?).ok()?;
+        let end = self.pos.checked_add(length)?;
+        let body = self.batch.get(..end)?;
+        let mut pos = self.pos + 1; // attributes
+        let timestamp_delta = read_varint(body, &mut pos)?;
+        let offset_delta = read_varint(body, &mut pos)?;
+        let key = read_nullable(body, &mut pos)?;
+        let value = read_nullable(body, &mut pos)?;
+        self.pos = end;
+        Some(Record {
+            offset: self.header.base_offset.checked_add(offset_delta)?,
+            timestamp: self.header.base_timestamp.saturating_add(timestamp_delta),
+            key,
+            value,
+        })
+    }
+}
+
+impl<'a> Iterator for RecordIter<'a> {
+    type Item = Record<'a>;
+
+    fn next(&mut self) -> Option<Record<'a>> {
+        if self.left <= 0 {
+            return None;
+        }
+        self.left -= 1;
+        let record = self.parse_one();
+        if record.is_none() {
+            self.left = 0;
+        }
+        record
+    }
+}
+
 fn write_varint(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
@@ -514,6 +592,27 @@ pub(crate) mod tests {
             b.record(base_timestamp + i as i64, None, Some(v), &[]);
         }
         b.build()
+    }
+
+    #[test]
+    fn records_of_a_built_batch_read_back_with_keys_values_and_tombstones() {
+        let mut b = BatchBuilder::new();
+        b.record(1_000, Some(b"k1"), Some(b"v1"), &[("h", b"x")]);
+        b.record(1_005, Some(b"k2"), None, &[]);
+        b.record(1_002, None, Some(b""), &[]);
+        let mut batch = b.build();
+        set_base_offset(&mut batch, 40);
+        let got: Vec<Record<'_>> = records(&batch).expect("uncompressed").collect();
+        assert_eq!(
+            got,
+            vec![
+                Record { offset: 40, timestamp: 1_000, key: Some(b"k1"), value: Some(b"v1") },
+                Record { offset: 41, timestamp: 1_005, key: Some(b"k2"), value: None },
+                Record { offset: 42, timestamp: 1_002, key: None, value: Some(b"") },
+            ]
+        );
+        // A truncated batch yields what parses, then stops.
+        assert!(records(&batch[..batch.len() - 1]).is_none());
     }
 
     #[test]

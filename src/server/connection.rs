@@ -57,7 +57,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut
             },
             _ = shutdown.changed() => return,
         };
-        match handle_frame(&broker, frame).await {
+        match handle_frame(&broker, peer, frame).await {
             Ok(Some(pieces)) => {
                 if write_all_vectored(&mut writer, pieces).await.is_err() {
                     return;
@@ -169,7 +169,7 @@ async fn write_all_vectored(
 /// # Errors
 /// A request that cannot be parsed or a response that cannot be encoded: the connection
 /// is closed.
-pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> anyhow::Result<Option<Vec<Bytes>>> {
+pub async fn handle_frame(broker: &Arc<Broker>, peer: SocketAddr, frame: Bytes) -> anyhow::Result<Option<Vec<Bytes>>> {
     let request = match protocol::decode_request(frame)? {
         Decoded::ApiVersionsUnsupported { correlation_id } => {
             return Ok(Some(vec![protocol::api_versions_unsupported(correlation_id)]));
@@ -180,6 +180,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> anyhow::Result<
         api_version: request.api_version,
         correlation_id: request.header.correlation_id,
         client_id: request.header.client_id.as_ref().map(|c| c.to_string()),
+        client_host: peer.ip(),
     };
     let decoded = request.body;
     let started = std::time::Instant::now();

@@ -59,6 +59,7 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tasks.spawn(maintenance(Arc::clone(&broker), shutdown_rx.clone()));
+    tasks.spawn(group_timers(Arc::clone(&broker), shutdown_rx.clone()));
     tasks.spawn(http::serve(http, Arc::clone(&broker), metrics, shutdown_rx.clone()));
     let mut connections = JoinSet::new();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -82,6 +83,8 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     drop(kafka);
+    // Requests waiting in JoinGroup/SyncGroup are answered now rather than holding shutdown.
+    broker.groups.shutdown().await;
     let drained = tokio::time::timeout(Duration::from_secs(30), async {
         while connections.join_next().await.is_some() {}
         while tasks.join_next().await.is_some() {}
@@ -95,6 +98,29 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || b.shutdown()).await?.context("clean shutdown failed")?;
     tracing::info!("clean shutdown complete");
     Ok(())
+}
+
+/// How often group deadlines (sessions, rebalance timeouts, the initial delay) are checked.
+const GROUP_TICK: Duration = Duration::from_millis(50);
+
+/// The group coordinator's clock: deadlines every [`GROUP_TICK`], offset expiry every
+/// `offsets.retention.check.interval.ms`.
+async fn group_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(GROUP_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_expiry = tokio::time::Instant::now() + broker.groups.config().offsets_retention_check;
+    loop {
+        tokio::select! {
+            now = tick.tick() => {
+                let expire = now >= next_expiry;
+                if expire {
+                    next_expiry = now + broker.groups.config().offsets_retention_check;
+                }
+                broker.groups.tick(&broker, expire).await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// Every `log.flush.scheduler.interval.ms`: flushes what `flush.messages`/`flush.ms` make

@@ -2,11 +2,13 @@
 //! `weir` binary for the CLI, real child processes killed with SIGKILL, a real full disk.
 
 mod admin;
+mod cli_group;
 mod cli_log;
 mod crash;
 mod disk_full;
 mod fixtures;
 mod fuzz_replay;
+mod groups;
 mod hostile;
 mod idempotence;
 mod observability;

@@ -22,7 +22,7 @@ pub fn http_get(broker: &TestBroker, path: &str) -> (String, String) {
 }
 
 /// The value of the sample whose line starts with `series` (name and labels, exactly).
-fn sample(metrics: &str, series: &str) -> Option<f64> {
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
     metrics
         .lines()
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))

@@ -262,13 +262,9 @@ async fn every_compression_codec_round_trips_and_is_stored_as_sent() {
         for (m, v) in got.iter().zip(&values) {
             assert_eq!(m.payload(), Some(v.as_bytes()), "{codec}");
         }
-        // The broker stored the producer's compressed batches unchanged. librdkafka compresses
-        // with lz4 only when the broker advertises FindCoordinator (its BrokerGroupCoordinator
-        // feature gate), which arrives with consumer groups; until then its lz4 batches are
-        // sent (and stored) uncompressed, and this round trip covers them as such.
-        if codec == "lz4" {
-            continue;
-        }
+        // The broker stored the producer's compressed batches unchanged (librdkafka compresses
+        // with lz4 only because FindCoordinator is advertised: its BrokerGroupCoordinator
+        // feature gate).
         let dump = crate::util::run_weir(&[
             "log",
             "dump",
