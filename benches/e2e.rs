@@ -4,6 +4,9 @@
 //!
 //! `cargo bench --bench e2e` (all scenarios), or name some:
 //! `cargo bench --bench e2e -- produce-100B-acks1-p1 consume-100B latency`
+//! Consumer groups: `consume-group-100B` (subscribe instead of assign, against
+//! `consume-100B-p8`), `commit` (OffsetCommit latency at 1,000 commits/s) and `rebalance`
+//! (3 members, from the last JoinGroup to the last SyncGroup answer).
 //! Sizes: `WEIR_E2E_MESSAGES` (default 1,000,000), `WEIR_E2E_LATENCY_SECS` (default 30).
 //! Extra consumer settings: `WEIR_E2E_CONSUMER="fetch.queue.backoff.ms=10,..."` (librdkafka
 //! 2.12's default `fetch.queue.backoff.ms=1000` pauses fetching for a second whenever its
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
@@ -35,7 +38,8 @@ impl Broker {
         let child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(["serve", "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir"])
             .arg(&data)
-            .env("WEIR_LOG", "warn")
+            .args(["--set", "group.initial.rebalance.delay.ms=0"])
+            .env("WEIR_LOG", std::env::var("WEIR_E2E_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -151,7 +155,10 @@ fn produce(broker: &Broker, topic: &str, n: u64, size: usize, acks: &str, partit
 /// A consumer with the bench's settings plus `WEIR_E2E_CONSUMER`'s.
 fn consumer(broker: &Broker, group: &str) -> BaseConsumer {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &broker.bootstrap).set("group.id", group).set("enable.auto.commit", "false");
+    c.set("bootstrap.servers", &broker.bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest");
     for pair in std::env::var("WEIR_E2E_CONSUMER").unwrap_or_default().split(',').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').expect("WEIR_E2E_CONSUMER takes key=value,...");
         c.set(k, v);
@@ -180,6 +187,144 @@ fn consume(broker: &Broker, topic: &str, n: u64, size: usize, partitions: i32) {
         }
     }
     report(&format!("consume-{size}B-p{partitions}"), n, size, start.elapsed(), broker.cpu_seconds() - cpu0);
+}
+
+/// Like [`consume`], but as a group member (subscribe): the cost of consuming in a group.
+fn consume_in_group(broker: &Broker, topic: &str, n: u64, size: usize) {
+    let c = consumer(broker, "bench-group");
+    c.subscribe(&[topic]).expect("subscribe");
+    let start = Instant::now();
+    let cpu0 = broker.cpu_seconds();
+    let mut got = 0u64;
+    let mut last = Instant::now();
+    while got < n {
+        // poll also returns None after serving a rebalance event.
+        match c.poll(Duration::from_secs(1)) {
+            Some(Ok(m)) => {
+                assert_eq!(m.payload().map(<[u8]>::len), Some(size));
+                got += 1;
+                last = Instant::now();
+            }
+            Some(Err(e)) => panic!("consume: {e}"),
+            None => assert!(last.elapsed() < Duration::from_secs(10), "no message within 10 s after {got}"),
+        }
+    }
+    // Includes joining the group (one JoinGroup/SyncGroup round, no initial delay here).
+    report(&format!("consume-group-{size}B"), n, size, start.elapsed(), broker.cpu_seconds() - cpu0);
+}
+
+fn percentiles(mut v: Vec<f64>) -> (f64, f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let pct = |p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)];
+    (pct(0.5), pct(0.99), pct(0.999), pct(1.0))
+}
+
+/// Synchronous OffsetCommits at `rate`/s for `secs`, each timed from call to answer.
+fn commit_latency(broker: &Broker, rate: u64, secs: u64) {
+    broker.create_topic("commits", 1);
+    let c = consumer(broker, "bench-commit");
+    let total = rate * secs;
+    let epoch = Instant::now();
+    let cpu0 = broker.cpu_seconds();
+    let mut latencies = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let due = Duration::from_nanos(i * 1_000_000_000 / rate);
+        while epoch.elapsed() < due {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("commits", 0, Offset::Offset(i as i64)).expect("tpl");
+        let t = Instant::now();
+        c.commit(&tpl, CommitMode::Sync).expect("commit");
+        latencies.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let cpu = broker.cpu_seconds() - cpu0;
+    let (p50, p99, p999, max) = percentiles(latencies);
+    println!(
+        "commit-{rate}/s-{secs}s              p50 {p50:.2} ms  p99 {p99:.2} ms  p99.9 {p999:.2} ms  max {max:.2} ms   broker {:.3} cores",
+        cpu / secs as f64
+    );
+}
+
+/// Three classic members join one group (`group.initial.rebalance.delay.ms=0`): time from
+/// the last member's JoinGroup to the last SyncGroup answer, over `rounds` fresh groups.
+fn rebalance(broker: &Broker, rounds: usize) {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    use kafka_protocol::messages::{FindCoordinatorRequest, GroupId, JoinGroupRequest, SyncGroupRequest};
+    use kafka_protocol::protocol::StrBytes;
+    use weir::client::Client;
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let mut times = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let group = GroupId(StrBytes::from_string(format!("rebalance-{round}")));
+        let took = rt.block_on(async {
+            let mut clients = Vec::new();
+            for _ in 0..3 {
+                clients.push(Client::connect(&broker.bootstrap).await.expect("connect"));
+            }
+            let find = FindCoordinatorRequest::default().with_key(group.0.clone());
+            clients[0].request(3, &find).await.expect("find coordinator");
+            let join = |member: &str| {
+                JoinGroupRequest::default()
+                    .with_group_id(group.clone())
+                    .with_session_timeout_ms(10_000)
+                    .with_rebalance_timeout_ms(10_000)
+                    .with_member_id(StrBytes::from_string(member.to_owned()))
+                    .with_protocol_type(StrBytes::from_static_str("consumer"))
+                    .with_protocols(vec![JoinGroupRequestProtocol::default()
+                        .with_name(StrBytes::from_static_str("range"))
+                        .with_metadata(bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 0]))])
+            };
+            // First JoinGroups: each member gets its id (MEMBER_ID_REQUIRED).
+            let mut ids = Vec::new();
+            for c in &mut clients {
+                ids.push(c.request(5, &join("")).await.expect("join").member_id.to_string());
+            }
+            let started = Arc::new(std::sync::Mutex::new(Instant::now()));
+            let mut tasks = Vec::new();
+            for (mut c, id) in clients.into_iter().zip(ids.clone()) {
+                let join = join(&id);
+                let group = group.clone();
+                let ids = ids.clone();
+                let started = Arc::clone(&started);
+                tasks.push(tokio::spawn(async move {
+                    *started.lock().expect("lock") = Instant::now(); // the last writer wins
+                    let joined = c.request(5, &join).await.expect("join");
+                    let assignments = if joined.leader == joined.member_id {
+                        ids.iter()
+                            .map(|m| {
+                                SyncGroupRequestAssignment::default()
+                                    .with_member_id(StrBytes::from_string(m.clone()))
+                                    .with_assignment(bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let sync = SyncGroupRequest::default()
+                        .with_group_id(group)
+                        .with_generation_id(joined.generation_id)
+                        .with_member_id(joined.member_id)
+                        .with_assignments(assignments);
+                    let synced = c.request(3, &sync).await.expect("sync");
+                    assert_eq!(synced.error_code, 0, "sync error");
+                    Instant::now()
+                }));
+            }
+            let mut last = None;
+            for t in tasks {
+                let done = t.await.expect("member task");
+                last = Some(last.map_or(done, |l: Instant| l.max(done)));
+            }
+            let start = *started.lock().expect("lock");
+            last.expect("three members").duration_since(start)
+        });
+        times.push(took.as_secs_f64() * 1e3);
+    }
+    let (p50, p99, _, max) = percentiles(times);
+    println!("rebalance-3-members ({rounds} groups)  p50 {p50:.2} ms  p99 {p99:.2} ms  max {max:.2} ms");
 }
 
 /// Steady `rate` msgs/s of 100 B with acks=all and linger 0; end-to-end latency measured by a
@@ -269,12 +414,15 @@ fn main() {
     );
     for (acks, partitions) in [("1", 1), ("1", 8), ("all", 1), ("all", 8)] {
         let name = format!("produce-100B-acks{acks}-p{partitions}");
-        if wanted(&name) || wanted("consume-100B") && acks == "1" {
+        if wanted(&name) || (wanted("consume-100B") || wanted("consume-group-100B")) && acks == "1" {
             let topic = format!("t100-{acks}-{partitions}");
             broker.create_topic(&topic, partitions);
             produce(&broker, &topic, n, 100, acks, partitions);
             if acks == "1" && wanted("consume-100B") {
                 consume(&broker, &topic, n, 100, partitions);
+            }
+            if acks == "1" && partitions == 8 && wanted("consume-group-100B") {
+                consume_in_group(&broker, &topic, n, 100);
             }
         }
     }
@@ -285,6 +433,12 @@ fn main() {
     }
     if wanted("latency") {
         latency(&broker, 10_000, latency_secs);
+    }
+    if wanted("commit") {
+        commit_latency(&broker, 1_000, latency_secs.min(10));
+    }
+    if wanted("rebalance") {
+        rebalance(&broker, 20);
     }
     println!("broker RssAnon {:.1} MiB", broker.rss_anon_mib());
 }
