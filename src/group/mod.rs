@@ -768,23 +768,7 @@ impl Coordinator {
             if !group.is_empty() {
                 continue;
             }
-            let became_empty = match &group.kind {
-                Kind::Classic(g) if g.protocol_type.is_some() => Some(g.state_timestamp),
-                Kind::Classic(_) => None,
-                Kind::Consumer(g) => Some(g.state_timestamp),
-            };
-            let expired: Vec<(String, i32)> = group
-                .offsets
-                .iter()
-                .filter(|(_, c)| {
-                    if c.expire_timestamp >= 0 {
-                        now_ms >= c.expire_timestamp
-                    } else {
-                        now_ms - became_empty.unwrap_or(c.commit_timestamp).max(0) >= retention
-                    }
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
+            let expired = expired_offsets(group, now_ms, retention);
             let emptied = expired.len() == group.offsets.len();
             let mut records: Vec<(Key, Option<Value>)> = expired
                 .iter()
@@ -792,6 +776,9 @@ impl Coordinator {
                 .collect();
             if emptied {
                 records.push((Key::GroupMetadata { group: id.clone() }, None));
+                if matches!(group.kind, Kind::Consumer(_)) {
+                    records.push((Key::ConsumerGroupMetadata { group: id.clone() }, None));
+                }
             }
             if records.is_empty() || self.persist(broker, &id, &records).await.is_err() {
                 continue;
@@ -821,6 +808,33 @@ impl Coordinator {
             }
         }
     }
+}
+
+/// The offsets of an empty `group` that have expired at `now_ms` (Kafka's rules): an
+/// explicit expire timestamp (v1 commits) wins; otherwise `retention_ms` counts from when the
+/// group became empty, or from the commit for groups that never had members (assign()
+/// consumers and admin tools).
+fn expired_offsets(group: &Group, now_ms: i64, retention_ms: i64) -> Vec<(String, i32)> {
+    if !group.is_empty() {
+        return Vec::new();
+    }
+    let became_empty = match &group.kind {
+        Kind::Classic(g) if g.protocol_type.is_some() => Some(g.state_timestamp),
+        Kind::Classic(_) => None,
+        Kind::Consumer(g) => Some(g.state_timestamp),
+    };
+    group
+        .offsets
+        .iter()
+        .filter(|(_, c)| {
+            if c.expire_timestamp >= 0 {
+                now_ms >= c.expire_timestamp
+            } else {
+                now_ms - became_empty.unwrap_or(c.commit_timestamp).max(0) >= retention_ms
+            }
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 /// The last record of each kind for one group, while loading.
@@ -876,4 +890,62 @@ pub fn lag(broker: &Broker, groups: &Groups) -> Vec<(String, String, i32, i64)> 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committed(at: i64) -> Committed {
+        Committed { offset: 1, leader_epoch: -1, metadata: String::new(), commit_timestamp: at, expire_timestamp: -1 }
+    }
+
+    #[test]
+    fn offsets_of_simple_groups_expire_by_commit_time() {
+        let mut g = Group::classic(0);
+        g.offsets.insert(("t".into(), 0), committed(1_000));
+        g.offsets.insert(("t".into(), 1), committed(5_000));
+        assert!(expired_offsets(&g, 5_999, 5_000).is_empty());
+        assert_eq!(expired_offsets(&g, 6_000, 5_000), vec![("t".to_owned(), 0)]);
+        assert_eq!(expired_offsets(&g, 10_000, 5_000).len(), 2);
+    }
+
+    #[test]
+    fn offsets_of_a_group_that_had_members_expire_from_when_it_became_empty() {
+        let mut g = Group::classic(0);
+        if let Kind::Classic(c) = &mut g.kind {
+            c.protocol_type = Some("consumer".into());
+            c.state_timestamp = 50_000; // emptied long after the commit
+        }
+        g.offsets.insert(("t".into(), 0), committed(1_000));
+        assert!(expired_offsets(&g, 54_999, 5_000).is_empty());
+        assert_eq!(expired_offsets(&g, 55_000, 5_000).len(), 1);
+        let mut explicit = committed(1_000);
+        explicit.expire_timestamp = 2_000;
+        g.offsets.insert(("t".into(), 1), explicit);
+        assert_eq!(expired_offsets(&g, 2_000, 5_000), vec![("t".to_owned(), 1)]);
+    }
+
+    #[test]
+    fn a_group_with_members_keeps_its_offsets() {
+        let mut g = Group { offsets: BTreeMap::new(), kind: Kind::Consumer(ConsumerGroup::new(0, 0)) };
+        g.offsets.insert(("t".into(), 0), committed(0));
+        if let Kind::Consumer(c) = &mut g.kind {
+            let p = consumer::HeartbeatParams {
+                member_id: "m".into(),
+                member_epoch: 0,
+                instance_id: None,
+                rack_id: None,
+                rebalance_timeout_ms: 1_000,
+                subscribed_topic_names: Some(vec!["t".into()]),
+                subscribed_topic_regex: None,
+                server_assignor: None,
+                owned: Some(consumer::Assignment::new()),
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+            };
+            let _ = c.heartbeat(p, &BTreeMap::new(), Duration::from_secs(45), Instant::now(), 0);
+        }
+        assert!(expired_offsets(&g, i64::MAX / 2, 1).is_empty());
+    }
 }
