@@ -8,6 +8,7 @@ mod crash;
 mod disk_full;
 mod fixtures;
 mod fuzz_replay;
+mod group_protocol;
 mod groups;
 mod hostile;
 mod idempotence;
