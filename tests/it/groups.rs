@@ -163,14 +163,25 @@ fn consume_all(members: &[&Member], n: usize) -> BTreeMap<String, usize> {
     seen
 }
 
-async fn three_members_share_six_partitions(protocol: Protocol) {
+async fn three_members_share_six_partitions(protocol: Protocol, extra: &[(&str, &str)]) {
     let broker = TestBroker::start(BROKER_SETTINGS);
     create_topic(&broker, "shared", 6).await;
     let group = format!("three-{protocol:?}");
-    let a = member(&broker, &group, protocol, "shared", &[]);
-    let b = member(&broker, &group, protocol, "shared", &[]);
-    let c = member(&broker, &group, protocol, "shared", &[]);
+    let a = member(&broker, &group, protocol, "shared", extra);
+    let b = member(&broker, &group, protocol, "shared", extra);
+    let c = member(&broker, &group, protocol, "shared", extra);
     poll_until(&[&a, &b, &c], "3 members over 6 partitions", |x| balanced(x, 6));
+    if protocol == Protocol::Consumer {
+        // The broker assigned, with the assignor the members asked for.
+        use kafka_protocol::messages::{ConsumerGroupDescribeRequest, GroupId};
+        let mut client = weir::client::Client::connect(&broker.bootstrap()).await.expect("connect");
+        let req = ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(kafka_protocol::protocol::StrBytes::from_string(group.clone()))]);
+        let described = client.request(0, &req).await.expect("describe");
+        let g = &described.groups[0];
+        let wanted = extra.iter().find(|(k, _)| *k == "group.remote.assignor").map_or("uniform", |(_, v)| *v);
+        assert_eq!((g.error_code, g.assignor_name.as_str(), g.members.len()), (0, wanted, 3));
+    }
     produce(&broker, "shared", 300).await;
     let seen = consume_all(&[&a, &b, &c], 300);
     assert_eq!(seen.len(), 300, "every record arrived");
@@ -179,12 +190,24 @@ async fn three_members_share_six_partitions(protocol: Protocol) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_classic_members_get_disjoint_partitions_and_consume_each_record_once() {
-    three_members_share_six_partitions(Protocol::Classic).await;
+    three_members_share_six_partitions(Protocol::Classic, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_cooperative_sticky_members_get_disjoint_partitions_and_consume_each_record_once() {
+    // Incremental rebalancing: members keep their partitions while others are moved.
+    three_members_share_six_partitions(Protocol::Classic, &[("partition.assignment.strategy", "cooperative-sticky")])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_kip848_members_get_disjoint_partitions_and_consume_each_record_once() {
-    three_members_share_six_partitions(Protocol::Consumer).await;
+    three_members_share_six_partitions(Protocol::Consumer, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_kip848_members_with_the_range_assignor_share_the_partitions() {
+    three_members_share_six_partitions(Protocol::Consumer, &[("group.remote.assignor", "range")]).await;
 }
 
 /// Not a test on its own: the group member that `a_killed_member...` runs in a child
