@@ -257,70 +257,73 @@ fn fetched_fields(c: &Option<Committed>, v: i16) -> (i64, i32, StrBytes) {
     }
 }
 
+/// One group's committed offsets in the v8+ shape (older versions are converted from it).
+async fn fetch_group(
+    broker: &Arc<Broker>,
+    group_id: GroupId,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+    member: Option<(&str, i32)>,
+    v: i16,
+) -> OffsetFetchResponseGroup {
+    let (error, rows) = match broker.groups.fetch_offsets(&group_id, topics.as_deref(), member).await {
+        Ok(rows) => (code::NONE, rows),
+        Err(e) => (e, Vec::new()),
+    };
+    let topics = group_by_topic(rows)
+        .into_iter()
+        .map(|(t, ps)| {
+            let partitions = ps
+                .iter()
+                .map(|(p, c)| {
+                    let (offset, epoch, metadata) = fetched_fields(c, v);
+                    OffsetFetchResponsePartitions::default()
+                        .with_partition_index(*p)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(epoch)
+                        .with_metadata(Some(metadata))
+                })
+                .collect();
+            OffsetFetchResponseTopics::default().with_name(TopicName(s(t))).with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponseGroup::default().with_group_id(group_id).with_topics(topics).with_error_code(error)
+}
+
 pub async fn offset_fetch(broker: &Arc<Broker>, ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchResponse {
     let v = ctx.api_version;
     if v < 8 {
-        let topics: Option<Vec<(String, Vec<i32>)>> =
-            req.topics.map(|ts| ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
-        let (error, rows) = match broker.groups.fetch_offsets(&req.group_id, topics.as_deref(), None).await {
-            Ok(rows) => (code::NONE, rows),
-            Err(e) => (e, Vec::new()),
-        };
-        let topics = group_by_topic(rows)
+        let topics = req.topics.map(|ts| ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
+        let g = fetch_group(broker, req.group_id, topics, None, v).await;
+        let topics = g
+            .topics
             .into_iter()
-            .map(|(t, ps)| {
-                let partitions = ps
-                    .iter()
-                    .map(|(p, c)| {
-                        let (offset, epoch, metadata) = fetched_fields(c, v);
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .into_iter()
+                    .map(|p| {
                         OffsetFetchResponsePartition::default()
-                            .with_partition_index(*p)
-                            .with_committed_offset(offset)
-                            .with_committed_leader_epoch(epoch)
-                            .with_metadata(Some(metadata))
+                            .with_partition_index(p.partition_index)
+                            .with_committed_offset(p.committed_offset)
+                            .with_committed_leader_epoch(p.committed_leader_epoch)
+                            .with_metadata(p.metadata)
+                            .with_error_code(p.error_code)
                     })
                     .collect();
-                OffsetFetchResponseTopic::default().with_name(TopicName(s(t))).with_partitions(partitions)
+                OffsetFetchResponseTopic::default().with_name(t.name).with_partitions(partitions)
             })
             .collect();
-        let mut r = OffsetFetchResponse::default().with_topics(topics);
-        if v >= 2 {
-            r = r.with_error_code(error);
-        }
-        return r;
+        let r = OffsetFetchResponse::default().with_topics(topics);
+        return if v >= 2 { r.with_error_code(g.error_code) } else { r };
     }
     let mut groups = Vec::with_capacity(req.groups.len());
     for g in req.groups {
-        let topics: Option<Vec<(String, Vec<i32>)>> =
-            g.topics.map(|ts| ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
+        let topics = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
         let member = match (&g.member_id, v >= 9) {
             (Some(m), true) if !m.is_empty() => Some((m.as_str(), g.member_epoch)),
             _ => None,
         };
-        let (error, rows) = match broker.groups.fetch_offsets(&g.group_id, topics.as_deref(), member).await {
-            Ok(rows) => (code::NONE, rows),
-            Err(e) => (e, Vec::new()),
-        };
-        let topics = group_by_topic(rows)
-            .into_iter()
-            .map(|(t, ps)| {
-                let partitions = ps
-                    .iter()
-                    .map(|(p, c)| {
-                        let (offset, epoch, metadata) = fetched_fields(c, v);
-                        OffsetFetchResponsePartitions::default()
-                            .with_partition_index(*p)
-                            .with_committed_offset(offset)
-                            .with_committed_leader_epoch(epoch)
-                            .with_metadata(Some(metadata))
-                    })
-                    .collect();
-                OffsetFetchResponseTopics::default().with_name(TopicName(s(t))).with_partitions(partitions)
-            })
-            .collect();
-        groups.push(
-            OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(topics).with_error_code(error),
-        );
+        groups.push(fetch_group(broker, g.group_id.clone(), topics, member, v).await);
     }
     OffsetFetchResponse::default().with_groups(groups)
 }
