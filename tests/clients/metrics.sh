@@ -15,8 +15,12 @@ source tests/clients/start-broker.sh
 HTTP=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['http_addr'])" "$WEIR_DIR/data/runtime.json")
 seq 1 100 | kcat -b "$BROKER" -P -t metrics-check
 kcat -b "$BROKER" -C -t metrics-check -o beginning -e -q > /dev/null
+# A group that consumed 60 of the 100 records and committed (on close): lag 40.
+timeout 60 kcat -b "$BROKER" -G metrics-group -X auto.offset.reset=earliest -X enable.auto.offset.store=true -c 60 -q metrics-check > /dev/null
 python3 -c "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('http://' + sys.argv[1] + '/metrics').read().decode())" "$HTTP" > "$WEIR_DIR/metrics.txt"
 grep -q 'weir_topic_records_in_total{topic="metrics-check"} 100' "$WEIR_DIR/metrics.txt" || { echo "FAIL: records in"; exit 1; }
+grep -q 'weir_group_lag{group="metrics-group",topic="metrics-check",partition="0"} 40' "$WEIR_DIR/metrics.txt" || { echo "FAIL: group lag"; grep weir_group "$WEIR_DIR/metrics.txt"; exit 1; }
+grep -q 'weir_group_state{group="metrics-group",state="Empty"} 1' "$WEIR_DIR/metrics.txt" || { echo "FAIL: group state"; exit 1; }
 "$PROMTOOL" check metrics < "$WEIR_DIR/metrics.txt"
 CLIENT_TEST_OK=1
-echo "metrics: 1 passed, 0 failed"
+echo "metrics: 2 passed, 0 failed"
