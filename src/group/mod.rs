@@ -311,7 +311,12 @@ impl Coordinator {
         if records.is_empty() {
             return Ok(());
         }
-        let partition = self.partition_for(broker, group).await?;
+        let mut partition = self.partition_for(broker, group).await?;
+        if broker.partition(&TopicPartition::new(OFFSETS_TOPIC, partition)).is_none() {
+            // The topic was deleted (DeleteTopics): create it again.
+            self.partitions.store(0, Ordering::Release);
+            partition = self.partition_for(broker, group).await?;
+        }
         let Some(p) = broker.partition(&TopicPartition::new(OFFSETS_TOPIC, partition)) else {
             return Err(code::COORDINATOR_NOT_AVAILABLE);
         };
