@@ -687,6 +687,25 @@ mod tests {
     }
 
     #[test]
+    fn a_regex_subscription_follows_matching_topics_including_new_ones() {
+        let now = Instant::now();
+        let s = Duration::from_secs(45);
+        let mut g = ConsumerGroup::new(0, 0);
+        let mut p = join("m1", &[], 0, None);
+        p.subscribed_topic_names = None;
+        p.subscribed_topic_regex = Some("orders-.*".into());
+        let r = g.heartbeat(p, &topics(&[("orders-eu", 2), ("payments", 3)]), s, now, 0);
+        assert_eq!(r.assignment.map(|a| count(&a)), Some(2), "only the matching topic");
+        // A topic created later that matches: the group epoch moves and it is assigned.
+        let mut p = join("m1", &[], r.member_epoch, Some(Assignment::new()));
+        p.subscribed_topic_names = None;
+        let more = topics(&[("orders-eu", 2), ("payments", 3), ("orders-us", 1)]);
+        let r2 = g.heartbeat(p, &more, s, now, 0);
+        assert_eq!(r2.member_epoch, r.member_epoch + 1);
+        assert_eq!(r2.assignment.map(|a| count(&a)), Some(3));
+    }
+
+    #[test]
     fn an_expired_session_frees_the_partitions() {
         let now = Instant::now();
         let t = topics(&[("a", 2)]);
