@@ -23,6 +23,9 @@ use crate::handler::code;
 /// Partitions by topic id.
 pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
 
+/// The member epoch of a static member that left temporarily (KIP-848's -2).
+const LEAVE_STATIC_EPOCH: i32 = -2;
+
 /// The server-side assignors, by their Kafka names; the first is the default.
 pub const ASSIGNORS: &[&str] = &["uniform", "range"];
 
@@ -144,7 +147,9 @@ impl ConsumerGroup {
             ConsumerState::Empty
         } else if self.assignment_epoch < self.epoch {
             ConsumerState::Assigning
-        } else if self.members.values().any(|m| m.epoch != self.assignment_epoch || m.state != MemberState::Stable) {
+        } else if self.members.values().any(|m| {
+            m.epoch != LEAVE_STATIC_EPOCH && (m.epoch != self.assignment_epoch || m.state != MemberState::Stable)
+        }) {
             ConsumerState::Reconciling
         } else {
             ConsumerState::Stable
@@ -195,16 +200,32 @@ impl ConsumerGroup {
             return self.leave(&p.member_id, p.instance_id.as_deref(), p.member_epoch, now_ms);
         }
         let mut bump = false;
+        let mut rejoined_static = false;
         if p.member_epoch == 0 {
             if let Some(instance) = &p.instance_id {
-                if self.members.values().any(|m| m.instance_id.as_ref() == Some(instance) && m.member_id != p.member_id)
-                {
-                    return HeartbeatResult::error(
-                        code::UNRELEASED_INSTANCE_ID,
-                        format!("instance id {instance} is used by another member"),
-                    );
+                let holder = self
+                    .members
+                    .values()
+                    .find(|m| m.instance_id.as_ref() == Some(instance) && m.member_id != p.member_id)
+                    .map(|m| (m.member_id.clone(), m.epoch));
+                match holder {
+                    // A static member that left with epoch -2 is back within its session:
+                    // it takes over its old place (assignment and epoch), no rebalance.
+                    Some((old_id, LEAVE_STATIC_EPOCH)) => {
+                        self.take_over(&old_id, &p.member_id);
+                        rejoined_static = true;
+                    }
+                    Some(_) => {
+                        return HeartbeatResult::error(
+                            code::UNRELEASED_INSTANCE_ID,
+                            format!("instance id {instance} is used by another member"),
+                        );
+                    }
+                    None => {}
                 }
             }
+        }
+        if p.member_epoch == 0 && !rejoined_static {
             // A (re)join: the member owns nothing, whatever it held before is released.
             self.members.insert(
                 p.member_id.clone(),
@@ -233,11 +254,13 @@ impl ConsumerGroup {
         let Some(member) = self.members.get_mut(&p.member_id) else {
             return HeartbeatResult::error(code::UNKNOWN_MEMBER_ID, format!("unknown member {}", p.member_id));
         };
-        if p.member_epoch > member.epoch
-            || (p.member_epoch < member.epoch
-                && (p.member_epoch != member.previous_epoch
-                    || !p.owned.as_ref().is_none_or(|owned| is_subset(owned, &member.assigned))))
-        {
+        // Kafka's rule: a newer epoch than the member's is fenced; an older one only passes
+        // as the previous epoch with nothing owned beyond the current assignment (the last
+        // answer was lost).
+        let lost_answer = p.member_epoch == member.previous_epoch
+            && p.owned.as_ref().is_none_or(|owned| is_subset(owned, &member.assigned));
+        let fenced = p.member_epoch > member.epoch || (p.member_epoch < member.epoch && !lost_answer);
+        if fenced && !rejoined_static {
             return HeartbeatResult::error(
                 code::FENCED_MEMBER_EPOCH,
                 format!("member epoch {} is fenced (current {})", p.member_epoch, member.epoch),
@@ -307,6 +330,18 @@ impl ConsumerGroup {
         }
     }
 
+    /// A static member's new incarnation (`new_id`) replaces the one that left (`old_id`).
+    fn take_over(&mut self, old_id: &str, new_id: &str) {
+        let Some(mut member) = self.members.remove(old_id) else { return };
+        member.member_id = new_id.to_owned();
+        member.epoch = member.previous_epoch;
+        member.sent = None;
+        if let Some(target) = self.target.remove(old_id) {
+            self.target.insert(new_id.to_owned(), target);
+        }
+        self.members.insert(new_id.to_owned(), member);
+    }
+
     fn leave(&mut self, member_id: &str, instance_id: Option<&str>, epoch: i32, now_ms: i64) -> HeartbeatResult {
         let id = match instance_id {
             Some(instance) if member_id.is_empty() => {
@@ -317,7 +352,16 @@ impl ConsumerGroup {
         let Some(id) = id else {
             return HeartbeatResult::error(code::UNKNOWN_MEMBER_ID, format!("unknown member {member_id}"));
         };
-        self.remove_member(&id, now_ms);
+        match self.members.get_mut(&id) {
+            // A static member leaving temporarily keeps its place until its session expires.
+            Some(m) if epoch == LEAVE_STATIC_EPOCH && m.instance_id.is_some() => {
+                if m.epoch != LEAVE_STATIC_EPOCH {
+                    m.previous_epoch = m.epoch;
+                }
+                m.epoch = LEAVE_STATIC_EPOCH;
+            }
+            _ => self.remove_member(&id, now_ms),
+        }
         HeartbeatResult { error: code::NONE, message: None, member_id: id, member_epoch: epoch, assignment: None }
     }
 
@@ -678,11 +722,35 @@ mod tests {
         let mut g = ConsumerGroup::new(0, 0);
         let _ = g.heartbeat(join("m1", &["a"], 0, None), &t, s, now, 0);
         assert_eq!(g.heartbeat(join("m1", &["a"], 7, None), &t, s, now, 0).error, code::FENCED_MEMBER_EPOCH);
+        let _ = g.heartbeat(join("m2", &["a"], 0, None), &t, s, now, 0); // m1 must revoke: epoch 1 → 2 later
+        let mut revoke = join("m1", &["a"], 1, None);
+        revoke.owned = Some(Assignment::new());
+        assert_eq!(g.heartbeat(revoke.clone(), &t, s, now, 0).member_epoch, 1, "told to revoke first");
+        assert_eq!(g.heartbeat(revoke, &t, s, now, 0).member_epoch, 2, "revoked: moves on");
+        assert_eq!(
+            g.heartbeat(
+                join(
+                    "m1",
+                    &["a"],
+                    1,
+                    Some(topics(&[("a", 2)]).values().map(|i| (i.id, BTreeSet::from([0, 1]))).collect())
+                ),
+                &t,
+                s,
+                now,
+                0
+            )
+            .error,
+            code::FENCED_MEMBER_EPOCH,
+            "an older epoch owning partitions it no longer has is fenced"
+        );
         assert_eq!(g.heartbeat(join("zz", &["a"], 3, None), &t, s, now, 0).error, code::UNKNOWN_MEMBER_ID);
-        assert_eq!(g.validate_commit("m1", 1), code::NONE);
-        assert_eq!(g.validate_commit("m1", 0), code::STALE_MEMBER_EPOCH);
-        let left = g.heartbeat(join("m1", &["a"], -1, None), &t, s, now, 0);
-        assert_eq!((left.error, left.member_epoch), (code::NONE, -1));
+        assert_eq!(g.validate_commit("m1", 2), code::NONE);
+        assert_eq!(g.validate_commit("m1", 1), code::STALE_MEMBER_EPOCH);
+        for m in ["m1", "m2"] {
+            let left = g.heartbeat(join(m, &["a"], -1, None), &t, s, now, 0);
+            assert_eq!((left.error, left.member_epoch), (code::NONE, -1));
+        }
         assert_eq!(g.state(), ConsumerState::Empty);
     }
 
@@ -703,6 +771,33 @@ mod tests {
         let r2 = g.heartbeat(p, &more, s, now, 0);
         assert_eq!(r2.member_epoch, r.member_epoch + 1);
         assert_eq!(r2.assignment.map(|a| count(&a)), Some(3));
+    }
+
+    #[test]
+    fn a_static_member_that_leaves_temporarily_gets_its_partitions_back() {
+        let now = Instant::now();
+        let t = topics(&[("a", 4)]);
+        let s = Duration::from_secs(45);
+        let mut g = ConsumerGroup::new(0, 0);
+        let mut p = join("m1", &["a"], 0, None);
+        p.instance_id = Some("i1".into());
+        let r = g.heartbeat(p.clone(), &t, s, now, 0);
+        let (epoch, assigned) = (r.member_epoch, r.assignment.expect("assigned"));
+        let left = g.heartbeat(HeartbeatParams { member_epoch: -2, ..p.clone() }, &t, s, now, 0);
+        assert_eq!((left.error, left.member_epoch), (code::NONE, -2));
+        assert_eq!(g.epoch, epoch, "no rebalance");
+        // Someone else may not take the instance id's partitions meanwhile...
+        let mut other = join("m2", &["a"], 0, None);
+        other.instance_id = Some("i1".into());
+        other.member_id = "m2".into();
+        // ...but the instance's new incarnation takes its place back.
+        let back = g.heartbeat(HeartbeatParams { member_id: "m1-new".into(), ..p }, &t, s, now, 0);
+        assert_eq!((back.error, back.member_epoch), (code::NONE, epoch));
+        assert_eq!(back.assignment, Some(assigned));
+        assert!(!g.members.contains_key("m1"));
+        assert_eq!(g.state(), ConsumerState::Stable);
+        let taken = g.heartbeat(other, &t, s, now, 0);
+        assert_eq!(taken.error, code::UNRELEASED_INSTANCE_ID);
     }
 
     #[test]
