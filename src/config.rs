@@ -43,6 +43,12 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("log.retention.check.interval.ms", "300000"),
     ("message.max.bytes", "1048588"),
     ("log.message.timestamp.type", "CreateTime"),
+    ("log.cleaner.enable", "true"),
+    ("log.cleaner.backoff.ms", "15000"),
+    ("log.cleaner.min.cleanable.ratio", "0.5"),
+    ("log.cleaner.min.compaction.lag.ms", "0"),
+    ("log.cleaner.max.compaction.lag.ms", "9223372036854775807"),
+    ("log.cleaner.delete.retention.ms", "86400000"),
     ("group.initial.rebalance.delay.ms", "3000"),
     ("group.min.session.timeout.ms", "6000"),
     ("group.max.session.timeout.ms", "1800000"),
@@ -198,6 +204,10 @@ impl RawConfig {
             ("flush.messages", self.get("log.flush.interval.messages").to_owned()),
             ("max.message.bytes", self.get("message.max.bytes").to_owned()),
             ("message.timestamp.type", self.get("log.message.timestamp.type").to_owned()),
+            ("min.cleanable.dirty.ratio", self.get("log.cleaner.min.cleanable.ratio").to_owned()),
+            ("min.compaction.lag.ms", self.get("log.cleaner.min.compaction.lag.ms").to_owned()),
+            ("max.compaction.lag.ms", self.get("log.cleaner.max.compaction.lag.ms").to_owned()),
+            ("delete.retention.ms", self.get("log.cleaner.delete.retention.ms").to_owned()),
         ];
         for (key, value) in pairs {
             log.set(key, &value).map_err(|e| ConfigError::Invalid {
@@ -264,6 +274,8 @@ impl RawConfig {
             request_timeout: ms("request.timeout.ms")?,
             flush_check_interval: ms("log.flush.scheduler.interval.ms")?,
             retention_check_interval: ms("log.retention.check.interval.ms")?,
+            cleaner_enable: self.parse("log.cleaner.enable")?,
+            cleaner_backoff: ms("log.cleaner.backoff.ms")?,
             log,
             group,
             settings: BROKER_KEYS
@@ -292,6 +304,10 @@ pub struct BrokerConfig {
     pub request_timeout: Duration,
     pub flush_check_interval: Duration,
     pub retention_check_interval: Duration,
+    /// `log.cleaner.enable`: compact topics with `cleanup.policy=compact`.
+    pub cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: how often the cleaner looks for logs to compact.
+    pub cleaner_backoff: Duration,
     /// Broker defaults for topic-level log settings.
     pub log: LogConfig,
     /// The group coordinator's settings.
@@ -315,6 +331,10 @@ pub fn broker_synonym(topic_key: &str) -> Option<&'static str> {
         "flush.ms" => "log.flush.interval.ms",
         "max.message.bytes" => "message.max.bytes",
         "message.timestamp.type" => "log.message.timestamp.type",
+        "min.cleanable.dirty.ratio" => "log.cleaner.min.cleanable.ratio",
+        "min.compaction.lag.ms" => "log.cleaner.min.compaction.lag.ms",
+        "max.compaction.lag.ms" => "log.cleaner.max.compaction.lag.ms",
+        "delete.retention.ms" => "log.cleaner.delete.retention.ms",
         _ => return None,
     })
 }

@@ -25,6 +25,11 @@ pub const LOG_START_OFFSET: &str = "weir_partition_log_start_offset";
 pub const LOG_SIZE: &str = "weir_partition_log_size_bytes";
 pub const LOG_OFFLINE: &str = "weir_partition_offline";
 pub const PARTITIONS: &str = "weir_partitions";
+pub const CLEANER_PASSES: &str = "weir_cleaner_passes_total";
+pub const CLEANER_BYTES_READ: &str = "weir_cleaner_bytes_read_total";
+pub const CLEANER_BYTES_RECLAIMED: &str = "weir_cleaner_bytes_reclaimed_total";
+pub const CLEANER_RECORDS_REMOVED: &str = "weir_cleaner_records_removed_total";
+pub const CLEANER_ERRORS: &str = "weir_cleaner_errors_total";
 
 /// Request latency buckets: 50 µs to 10 s, so both produce (sub-millisecond) and long-poll
 /// fetches (up to max_wait_ms) land in useful buckets.
@@ -58,6 +63,18 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     describe_gauge!(LOG_SIZE, Unit::Bytes, "Bytes of the partition's segments.");
     describe_gauge!(LOG_OFFLINE, "1 when the partition's log is offline after a storage error.");
     describe_gauge!(PARTITIONS, "Partitions hosted by this broker.");
+    describe_counter!(CLEANER_PASSES, "Compaction passes completed, by topic.");
+    describe_counter!(CLEANER_BYTES_READ, Unit::Bytes, "Log bytes the compaction cleaner read, by topic.");
+    describe_counter!(
+        CLEANER_BYTES_RECLAIMED,
+        Unit::Bytes,
+        "Log bytes compaction removed (read minus written), by topic."
+    );
+    describe_counter!(
+        CLEANER_RECORDS_REMOVED,
+        "Records compaction removed (superseded, or expired tombstones), by topic."
+    );
+    describe_counter!(CLEANER_ERRORS, "Compaction passes that failed, by topic.");
     Ok(handle)
 }
 

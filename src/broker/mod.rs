@@ -435,6 +435,39 @@ impl Broker {
         }
     }
 
+    /// One compaction pass over every compacted partition that is dirty enough (blocking:
+    /// call from `spawn_blocking`). Appends and reads continue while it runs.
+    pub fn compact(&self) {
+        for p in self.all_partitions() {
+            match crate::log::manager::compact_log(&p.log, now_ms()) {
+                Ok(None) => {}
+                Ok(Some(stats)) => {
+                    let topic = p.topic_partition.topic.clone();
+                    tracing::info!(
+                        topic_partition = %p.topic_partition,
+                        read = stats.bytes_read,
+                        written = stats.bytes_written,
+                        records_removed = stats.records_removed,
+                        segments = format!("{} -> {}", stats.segments_in, stats.segments_out),
+                        "compacted"
+                    );
+                    let labels = [("topic", topic)];
+                    metrics::counter!(crate::metrics::CLEANER_PASSES, &labels).increment(1);
+                    metrics::counter!(crate::metrics::CLEANER_BYTES_READ, &labels).increment(stats.bytes_read);
+                    metrics::counter!(crate::metrics::CLEANER_BYTES_RECLAIMED, &labels)
+                        .increment(stats.bytes_read.saturating_sub(stats.bytes_written));
+                    metrics::counter!(crate::metrics::CLEANER_RECORDS_REMOVED, &labels)
+                        .increment(stats.records_removed);
+                }
+                Err(e) => {
+                    tracing::error!(topic_partition = %p.topic_partition, error = %e, "compaction failed");
+                    metrics::counter!(crate::metrics::CLEANER_ERRORS, "topic" => p.topic_partition.topic.clone())
+                        .increment(1);
+                }
+            }
+        }
+    }
+
     /// Clean shutdown of the data directory (blocking). Requests must have finished.
     ///
     /// # Errors

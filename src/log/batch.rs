@@ -180,7 +180,10 @@ impl BatchHeader {
     }
 
     /// Checks every header field that can be checked without the records, except the CRC.
-    fn check_fields(&self) -> Result<(), InvalidBatch> {
+    /// `exact_count`: a producer's batch must hold one record per offset of its range;
+    /// a stored batch may hold fewer (compaction removes records but keeps the batch's
+    /// base offset and last offset delta, as Kafka does).
+    fn check_fields(&self, exact_count: bool) -> Result<(), InvalidBatch> {
         if self.magic != 2 {
             return Err(InvalidBatch::UnsupportedMagic(self.magic));
         }
@@ -194,7 +197,9 @@ impl BatchHeader {
             return Err(InvalidBatch::BadRecordCount(self.records_count));
         }
         // Kafka: "Inconsistent batch offset range and count of records".
-        if i64::from(self.last_offset_delta) + 1 != i64::from(self.records_count) {
+        let range = i64::from(self.last_offset_delta) + 1;
+        let count = i64::from(self.records_count);
+        if (exact_count && range != count) || range < count {
             return Err(InvalidBatch::CountMismatch {
                 last_offset_delta: self.last_offset_delta,
                 count: self.records_count,
@@ -229,7 +234,38 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, InvalidBatch> {
             actual: batch.len().saturating_sub(LOG_OVERHEAD),
         });
     }
-    header.check_fields()?;
+    header.check_fields(true)?;
+    let computed = compute_crc(batch);
+    if computed != header.crc {
+        return Err(InvalidBatch::CrcMismatch { expected: header.crc, computed });
+    }
+    Ok(header)
+}
+
+/// A batch with `header`'s fields (the first [`HEADER_SIZE`] bytes of a stored batch) and a
+/// new records section of `records_count` records (compressed as the header says), with its
+/// length and CRC recomputed. The base offset, last offset delta, timestamps and producer
+/// fields are unchanged: what compaction writes.
+pub fn with_records(header: &[u8], records_count: i32, records: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(HEADER_SIZE + records.len());
+    b.extend_from_slice(&header[..HEADER_SIZE]);
+    let length = (HEADER_SIZE - LOG_OVERHEAD + records.len()) as i32;
+    b[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+    b[RECORDS_COUNT..RECORDS_COUNT + 4].copy_from_slice(&records_count.to_be_bytes());
+    b.extend_from_slice(records);
+    let crc = compute_crc(&b);
+    b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// Checks a stored batch: what [`scan_valid`] checks for one batch (compaction may have left
+/// fewer records than offsets).
+///
+/// # Errors
+/// The first failed check.
+pub fn validate_stored(batch: &[u8]) -> Result<BatchHeader, InvalidBatch> {
+    let header = BatchHeader::parse(batch).ok_or(InvalidBatch::TooShort(batch.len()))?;
+    header.check_fields(false)?;
     let computed = compute_crc(batch);
     if computed != header.crc {
         return Err(InvalidBatch::CrcMismatch { expected: header.crc, computed });
@@ -310,7 +346,7 @@ pub fn scan_valid(bytes: &[u8], start: usize, segment_base: i64, mut visit: impl
         let Some(header) = BatchHeader::parse(rest) else {
             return invalid(format!("{} trailing bytes are shorter than a batch header", rest.len()));
         };
-        if let Err(e) = header.check_fields() {
+        if let Err(e) = header.check_fields(false) {
             return invalid(e.to_string());
         }
         if header.size() > rest.len() {
@@ -432,7 +468,7 @@ pub struct Record<'a> {
 /// (`records` returns `None` for them).
 #[derive(Debug, Clone)]
 pub struct RecordIter<'a> {
-    batch: &'a [u8],
+    section: &'a [u8],
     header: BatchHeader,
     pos: usize,
     left: i32,
@@ -444,7 +480,12 @@ pub fn records(batch: &[u8]) -> Option<RecordIter<'_>> {
     if header.compression() != Ok(Compression::None) || header.size() > batch.len() {
         return None;
     }
-    Some(RecordIter { batch: &batch[..header.size()], header, pos: HEADER_SIZE, left: header.records_count })
+    Some(records_in(&batch[HEADER_SIZE..header.size()], &header))
+}
+
+/// Iterates the records of a batch's (decompressed) records section.
+pub fn records_in<'a>(section: &'a [u8], header: &BatchHeader) -> RecordIter<'a> {
+    RecordIter { section, header: *header, pos: 0, left: header.records_count }
 }
 
 fn read_nullable<'a>(bytes: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
@@ -459,10 +500,16 @@ fn read_nullable<'a>(bytes: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]
 }
 
 impl<'a> RecordIter<'a> {
+    /// Where the next record starts in the records section (the end, once exhausted): lets a
+    /// caller copy records it keeps byte for byte.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     fn parse_one(&mut self) -> Option<Record<'a>> {
-        let length = usize::try_from(read_varint(self.batch, &mut self.pos)?).ok()?;
+        let length = usize::try_from(read_varint(self.section, &mut self.pos)?).ok()?;
         let end = self.pos.checked_add(length)?;
-        let body = self.batch.get(..end)?;
+        let body = self.section.get(..end)?;
         let mut pos = self.pos + 1; // attributes
         let timestamp_delta = read_varint(body, &mut pos)?;
         let offset_delta = read_varint(body, &mut pos)?;
@@ -592,6 +639,16 @@ pub(crate) mod tests {
             b.record(base_timestamp + i as i64, None, Some(v), &[]);
         }
         b.build()
+    }
+
+    /// `batch` (uncompressed) with its records section compressed with `codec`.
+    pub(crate) fn compress_batch(batch: &[u8], codec: Compression) -> Vec<u8> {
+        let header = BatchHeader::parse(batch).expect("header");
+        let mut head = batch[..HEADER_SIZE].to_vec();
+        let attributes = (header.attributes & !0x07) | codec as i16;
+        head[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        let body = crate::log::codec::compress(codec, &batch[HEADER_SIZE..]).expect("compress");
+        with_records(&head, header.records_count, &body)
     }
 
     #[test]

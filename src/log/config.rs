@@ -41,16 +41,30 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     /// `message.timestamp.type`: keep the producer's CreateTime or stamp LogAppendTime.
     pub message_timestamp_type: TimestampType,
+    /// `min.cleanable.dirty.ratio`: compact when dirty bytes are at least this share of the
+    /// cleanable log.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are never compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: dirty records older than this are compacted whatever the
+    /// dirty ratio (None = no limit).
+    pub max_compaction_lag_ms: Option<i64>,
+    /// `delete.retention.ms`: how long a tombstone outlives its compaction.
+    pub delete_retention_ms: i64,
 }
 
 /// The topic-level keys this module interprets, with Kafka's defaults.
 pub const LOG_CONFIG_KEYS: &[(&str, &str)] = &[
     ("cleanup.policy", "delete"),
+    ("delete.retention.ms", "86400000"),
     ("flush.messages", "9223372036854775807"),
     ("flush.ms", "9223372036854775807"),
     ("index.interval.bytes", "4096"),
+    ("max.compaction.lag.ms", "9223372036854775807"),
     ("max.message.bytes", "1048588"),
     ("message.timestamp.type", "CreateTime"),
+    ("min.cleanable.dirty.ratio", "0.5"),
+    ("min.compaction.lag.ms", "0"),
     ("retention.bytes", "-1"),
     ("retention.ms", "604800000"),
     ("segment.bytes", "1073741824"),
@@ -63,19 +77,15 @@ pub const LOG_CONFIG_KEYS: &[(&str, &str)] = &[
 /// compaction, ...). Any key in neither list is refused (Kafka: "Unknown topic config name").
 pub const OTHER_TOPIC_KEYS: &[&str] = &[
     "compression.type",
-    "delete.retention.ms",
     "file.delete.delay.ms",
     "follower.replication.throttled.replicas",
     "leader.replication.throttled.replicas",
     "local.retention.bytes",
     "local.retention.ms",
-    "max.compaction.lag.ms",
     "message.downconversion.enable",
     "message.timestamp.after.max.ms",
     "message.timestamp.before.max.ms",
     "message.timestamp.difference.max.ms",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
     "min.insync.replicas",
     "preallocate",
     "remote.storage.enable",
@@ -98,9 +108,11 @@ pub fn describe(c: &LogConfig) -> BTreeMap<String, String> {
     };
     let entries = [
         ("cleanup.policy", policy.to_owned()),
+        ("delete.retention.ms", c.delete_retention_ms.to_string()),
         ("flush.messages", c.flush_messages.map_or(i64::MAX, |v| v as i64).to_string()),
         ("flush.ms", never(c.flush_ms)),
         ("index.interval.bytes", c.index_interval_bytes.to_string()),
+        ("max.compaction.lag.ms", never(c.max_compaction_lag_ms)),
         ("max.message.bytes", c.max_message_bytes.to_string()),
         (
             "message.timestamp.type",
@@ -110,6 +122,8 @@ pub fn describe(c: &LogConfig) -> BTreeMap<String, String> {
             }
             .to_owned(),
         ),
+        ("min.cleanable.dirty.ratio", c.min_cleanable_dirty_ratio.to_string()),
+        ("min.compaction.lag.ms", c.min_compaction_lag_ms.to_string()),
         ("retention.bytes", c.retention_bytes.map_or(-1, |v| v as i64).to_string()),
         ("retention.ms", c.retention_ms.unwrap_or(-1).to_string()),
         ("segment.bytes", c.segment_bytes.to_string()),
@@ -133,6 +147,10 @@ impl Default for LogConfig {
             flush_ms: None,
             max_message_bytes: 1_048_588,
             message_timestamp_type: TimestampType::CreateTime,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: None,
+            delete_retention_ms: 24 * 3600 * 1000,
         }
     }
 }
@@ -190,6 +208,17 @@ impl LogConfig {
                     _ => return Err(invalid(key, value, "must be CreateTime or LogAppendTime")),
                 }
             }
+            "min.cleanable.dirty.ratio" => {
+                let v: f64 =
+                    value.trim().parse().map_err(|e: std::num::ParseFloatError| invalid(key, value, e.to_string()))?;
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(invalid(key, value, "must be between 0 and 1"));
+                }
+                self.min_cleanable_dirty_ratio = v;
+            }
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms = parse_i64(key, value, 0)?,
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms = never_if_max(parse_i64(key, value, 1)?),
+            "delete.retention.ms" => self.delete_retention_ms = parse_i64(key, value, 0)?,
             "cleanup.policy" => {
                 let mut policy = CleanupPolicy { delete: false, compact: false };
                 for part in value.split(',').map(str::trim) {

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint;
 use super::error::{Error, Result};
-use super::{sync_dir, validate_topic_name, Log, LogConfig, LogFlusher, LogReader, OpenState, TopicPartition};
+use super::{cleaner, sync_dir, validate_topic_name, Log, LogConfig, LogFlusher, LogReader, OpenState, TopicPartition};
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".weir_cleanshutdown";
 pub const LOCK_FILE: &str = ".lock";
@@ -114,6 +114,30 @@ pub fn maintain_logs(
     }
     write_checkpoints(data_dir, logs)?;
     Ok(report)
+}
+
+/// One compaction pass over a log, if it is compacted and dirty enough: plans under the
+/// log's lock, cleans without it (appends and reads continue), installs under it. Returns
+/// what the pass did, or `None` when there was nothing to do.
+///
+/// # Errors
+/// I/O errors or undecodable batches; a failed install takes the log offline.
+pub fn compact_log(p: &PartitionLog, now_ms: i64) -> Result<Option<cleaner::CleanStats>> {
+    let plan = {
+        let log = p.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.plan_cleaning(now_ms)
+    };
+    let Some(plan) = plan else { return Ok(None) };
+    let cleaned = match cleaner::clean(&plan, now_ms) {
+        Ok(c) => c,
+        Err(e) => {
+            // Whatever was written goes; the next open would remove it too.
+            let _ = cleaner::finish_interrupted_swaps(&plan.dir);
+            return Err(e);
+        }
+    };
+    let mut log = p.log.lock().unwrap_or_else(|e| e.into_inner());
+    log.install_cleaned(cleaned).map(Some)
 }
 
 /// Writes the recovery-point and log-start-offset checkpoints of `data_dir` for `logs`.

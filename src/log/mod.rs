@@ -47,6 +47,8 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod cleaner;
+pub mod codec;
 pub mod config;
 pub mod error;
 pub mod index;
@@ -450,6 +452,9 @@ pub struct Log {
     /// The first append not yet covered by a flush when it was made: (base offset, time).
     /// What `flush.ms` measures from (approximately: see [`Log::flush_due`]).
     unflushed_since: Option<(i64, i64)>,
+    /// Compaction: offsets below this were compacted by the last pass (the log start after
+    /// an open, so the first pass after a restart treats the whole log as dirty).
+    first_dirty: i64,
 }
 
 fn limits(config: &LogConfig) -> SegmentLimits {
@@ -482,6 +487,7 @@ impl Log {
         if created {
             sync_dir(data_dir)?;
         }
+        cleaner::finish_interrupted_swaps(&dir)?;
         let mut bases = list_segments(&dir)?;
         // Segments that end at or below the log start offset were deleted by retention
         // before a crash made the deletion undone: finish it.
@@ -536,7 +542,16 @@ impl Log {
             dir_dirty: AtomicBool::new(created),
             offline: Mutex::new(None),
         });
-        let log = Log { topic_partition, dir, config, sealed, active, shared, unflushed_since: None };
+        let log = Log {
+            topic_partition,
+            dir,
+            config,
+            sealed,
+            active,
+            shared,
+            unflushed_since: None,
+            first_dirty: log_start_offset,
+        };
         log.publish_segments();
         Ok(log)
     }
@@ -852,6 +867,64 @@ impl Log {
             tracing::info!(topic_partition = %self.topic_partition, count, ?reason, "retention retired segments");
         }
         Ok(Retired { segments, dir: self.dir.clone(), reason })
+    }
+
+    /// Compaction, step 1: what a cleaning pass would work on now, if the topic is compacted
+    /// and the log is dirty enough (see [`cleaner`]). No I/O.
+    pub fn plan_cleaning(&self, now_ms: i64) -> Option<cleaner::CleanPlan> {
+        if !self.config.cleanup_policy.compact || self.offline_cause().is_some() {
+            return None;
+        }
+        let start = self.log_start_offset();
+        let sealed: Vec<&SealedSegment> = self.sealed.iter().filter(|s| s.view().next_offset() > start).collect();
+        let infos: Vec<cleaner::SegmentInfo> = sealed
+            .iter()
+            .map(|s| cleaner::SegmentInfo {
+                base_offset: s.base_offset(),
+                size: s.size(),
+                max_timestamp: s.view().max_timestamp(),
+            })
+            .collect();
+        let (count, end) =
+            cleaner::cleanable(&infos, self.active.base_offset(), self.first_dirty, &self.config, now_ms)?;
+        Some(cleaner::CleanPlan {
+            dir: self.dir.clone(),
+            config: Arc::clone(&self.config),
+            segments: sealed[..count].iter().map(|s| Arc::clone(s.view())).collect(),
+            first_dirty: self.first_dirty,
+            end,
+        })
+    }
+
+    /// Compaction, step 3: installs the segments [`cleaner::clean`] wrote, replacing the ones
+    /// they were cleaned from. If retention or a truncation changed those segments meanwhile,
+    /// the pass is discarded. Renames and unlinks only: appends wait for no more than that.
+    ///
+    /// # Errors
+    /// I/O errors take the log offline (the next open finishes or discards the swap).
+    pub fn install_cleaned(&mut self, cleaned: cleaner::Cleaned) -> Result<cleaner::CleanStats> {
+        self.check_online()?;
+        let present = |b: &i64| self.sealed.iter().any(|s| s.base_offset() == *b);
+        if !cleaned.groups.iter().all(|g| g.replaces.iter().all(present)) {
+            cleaner::discard(&self.dir, &cleaned);
+            return Ok(cleaner::CleanStats::default());
+        }
+        for g in &cleaned.groups {
+            let Some(at) = self.sealed.iter().position(|s| s.base_offset() == g.replaces[0]) else { continue };
+            let old: Vec<SealedSegment> = self.sealed.drain(at..at + g.replaces.len()).collect();
+            let installed = cleaner::swap_in(&self.dir, g, || old.into_iter().try_for_each(SealedSegment::delete))
+                .and_then(|()| SealedSegment::open(&self.dir, g.base_offset, g.state));
+            match installed {
+                Ok(segment) => self.sealed.insert(at, segment),
+                Err(e) => {
+                    self.publish_segments();
+                    return Err(self.poison(e));
+                }
+            }
+        }
+        self.first_dirty = self.first_dirty.max(cleaned.end);
+        self.publish_segments();
+        Ok(cleaned.stats)
     }
 
     /// Clean close: flushes, trims the active segment's files to their valid size (so the

@@ -87,7 +87,7 @@ fn map_file(path: &Path) -> Result<(File, Option<Mmap>, u64)> {
     Ok((file, map, len))
 }
 
-fn write_entries<F: EntryFormat>(path: &Path, entries: &[F::Entry]) -> Result<()> {
+pub(crate) fn write_entries<F: EntryFormat>(path: &Path, entries: &[F::Entry]) -> Result<()> {
     let mut bytes = vec![0u8; entries.len() * F::SIZE];
     for (i, e) in entries.iter().enumerate() {
         F::encode(e, &mut bytes[i * F::SIZE..(i + 1) * F::SIZE]);

@@ -32,9 +32,21 @@ pub async fn serve(
 }
 
 async fn respond(mut stream: TcpStream, broker: Arc<Broker>, metrics: PrometheusHandle, shutting_down: bool) {
+    // The request head may arrive in pieces: read until its blank line (or 4 KiB, or 5 s).
     let mut buf = [0u8; 4096];
-    let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf)).await;
-    let Ok(Ok(n)) = read else { return };
+    let mut n = 0;
+    let head = async {
+        while n < buf.len() && !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf[n..]).await {
+                Ok(0) | Err(_) => return n > 0,
+                Ok(k) => n += k,
+            }
+        }
+        true
+    };
+    if !matches!(tokio::time::timeout(std::time::Duration::from_secs(5), head).await, Ok(true)) {
+        return;
+    }
     let request = String::from_utf8_lossy(&buf[..n]);
     let path = request.split_whitespace().nth(1).unwrap_or("");
     let (status, content_type, body) = match path {

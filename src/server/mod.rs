@@ -60,6 +60,9 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     let mut tasks = JoinSet::new();
     tasks.spawn(maintenance(Arc::clone(&broker), shutdown_rx.clone()));
     tasks.spawn(group_timers(Arc::clone(&broker), shutdown_rx.clone()));
+    if broker.config.cleaner_enable {
+        tasks.spawn(cleaner(Arc::clone(&broker), shutdown_rx.clone()));
+    }
     tasks.spawn(http::serve(http, Arc::clone(&broker), metrics, shutdown_rx.clone()));
     let mut connections = JoinSet::new();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -98,6 +101,23 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || b.shutdown()).await?.context("clean shutdown failed")?;
     tracing::info!("clean shutdown complete");
     Ok(())
+}
+
+/// The compaction cleaner: every `log.cleaner.backoff.ms`, one pass over the compacted
+/// topics that need it. Its own task, so a long pass never delays flushes.
+async fn cleaner(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(broker.config.cleaner_backoff.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate: start after one backoff
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let b = Arc::clone(&broker);
+                let _ = tokio::task::spawn_blocking(move || b.compact()).await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// How often group deadlines (sessions, rebalance timeouts, the initial delay) are checked.

@@ -4,6 +4,7 @@
 mod admin;
 mod cli_group;
 mod cli_log;
+mod compaction;
 mod crash;
 mod disk_full;
 mod fixtures;
