@@ -9,6 +9,7 @@
 //!   responses), the HTTP port, background upkeep, shutdown.
 //! - [`protocol`]: the table of supported Kafka APIs and versions; header parsing, response
 //!   framing, request guards.
+//! - [`resp`]: the Redis protocol (RESP2/RESP3) as bytes — request parsing, reply encoding.
 //! - [`handler`]: one file per Kafka API.
 //! - [`broker`]: the replica manager — partitions, leader epochs, high watermarks, waiting.
 //! - [`group`]: the group coordinator — consumer groups (classic and KIP-848) and committed
@@ -36,4 +37,5 @@ pub mod handler;
 pub mod log;
 pub mod metrics;
 pub mod protocol;
+pub mod resp;
 pub mod server;
