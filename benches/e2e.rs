@@ -36,7 +36,8 @@ impl Broker {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
         let data = dir.path().join("data");
         let child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["serve", "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--resp-addr", "127.0.0.1:0"])
+            .arg("--data-dir")
             .arg(&data)
             .args(["--set", "group.initial.rebalance.delay.ms=0"])
             .env("WEIR_LOG", std::env::var("WEIR_E2E_LOG").unwrap_or_else(|_| "warn".into()))

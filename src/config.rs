@@ -19,6 +19,10 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("data.dir", "./data"),
     ("kafka.addr", "127.0.0.1:9092"),
     ("http.addr", "127.0.0.1:9644"),
+    ("resp.addr", "127.0.0.1:6379"),
+    ("resp.requirepass", ""),
+    ("resp.proto-max-bulk-len", "536870912"),
+    ("kv.topic", "kv"),
     ("advertised.addr", ""),
     ("node.id", "0"),
     ("num.partitions", "1"),
@@ -264,6 +268,10 @@ impl RawConfig {
             data_dir: PathBuf::from(self.get("data.dir")),
             kafka_addr,
             http_addr: self.parse("http.addr")?,
+            resp_addr: self.parse("resp.addr")?,
+            resp_password: Some(self.get("resp.requirepass").to_owned()).filter(|p| !p.is_empty()),
+            resp_max_bulk_len: self.parse("resp.proto-max-bulk-len")?,
+            kv_topic: self.get("kv.topic").to_owned(),
             advertised_addr,
             node_id: self.parse("node.id")?,
             num_partitions,
@@ -292,6 +300,14 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     pub kafka_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// The RESP (Redis protocol) listener.
+    pub resp_addr: SocketAddr,
+    /// `resp.requirepass`: the password of the default user (None: no authentication).
+    pub resp_password: Option<String>,
+    /// `resp.proto-max-bulk-len`: the largest argument a RESP request may carry.
+    pub resp_max_bulk_len: usize,
+    /// `kv.topic`: the compacted topic behind Redis strings (GET/SET).
+    pub kv_topic: String,
     /// Host and port clients are told to connect to; defaults to the bound Kafka address.
     pub advertised_addr: Option<(String, u16)>,
     pub node_id: i32,

@@ -50,6 +50,9 @@ struct ServeArgs {
     /// HTTP listener for /metrics, /health and /ready, HOST:PORT (default 127.0.0.1:9644).
     #[arg(long)]
     http_addr: Option<String>,
+    /// RESP (Redis protocol) listener, HOST:PORT (default 127.0.0.1:6379).
+    #[arg(long)]
+    resp_addr: Option<String>,
     /// HOST:PORT advertised to clients in Metadata (default: the bound Kafka address).
     #[arg(long)]
     advertised_addr: Option<String>,
@@ -73,6 +76,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         ("data.dir", args.data_dir.map(|d| d.display().to_string())),
         ("kafka.addr", args.kafka_addr),
         ("http.addr", args.http_addr),
+        ("resp.addr", args.resp_addr),
         ("advertised.addr", args.advertised_addr),
     ];
     for (key, value) in flags {

@@ -25,6 +25,8 @@ pub const LOG_START_OFFSET: &str = "weir_partition_log_start_offset";
 pub const LOG_SIZE: &str = "weir_partition_log_size_bytes";
 pub const LOG_OFFLINE: &str = "weir_partition_offline";
 pub const PARTITIONS: &str = "weir_partitions";
+pub const RESP_CONNECTIONS: &str = "weir_resp_connections";
+pub const RESP_COMMANDS: &str = "weir_resp_commands_total";
 pub const CLEANER_PASSES: &str = "weir_cleaner_passes_total";
 pub const CLEANER_BYTES_READ: &str = "weir_cleaner_bytes_read_total";
 pub const CLEANER_BYTES_RECLAIMED: &str = "weir_cleaner_bytes_reclaimed_total";
@@ -63,6 +65,8 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     describe_gauge!(LOG_SIZE, Unit::Bytes, "Bytes of the partition's segments.");
     describe_gauge!(LOG_OFFLINE, "1 when the partition's log is offline after a storage error.");
     describe_gauge!(PARTITIONS, "Partitions hosted by this broker.");
+    describe_gauge!(RESP_CONNECTIONS, "Open RESP (Redis protocol) connections.");
+    describe_counter!(RESP_COMMANDS, "RESP commands run, by command.");
     describe_counter!(CLEANER_PASSES, "Compaction passes completed, by topic.");
     describe_counter!(CLEANER_BYTES_READ, Unit::Bytes, "Log bytes the compaction cleaner read, by topic.");
     describe_counter!(

@@ -109,6 +109,8 @@ pub struct Broker {
     producer_ids: Mutex<ProducerIdBlock>,
     /// Consumer groups and committed offsets.
     pub groups: crate::group::Coordinator,
+    /// The RESP port's shared state (pub/sub subscribers, connected clients).
+    pub resp: crate::resp::commands::RespState,
 }
 
 /// Producer ids come from blocks claimed durably in `<data_dir>/producer-ids`, so an id is
@@ -141,6 +143,7 @@ impl Broker {
             appends: watch::channel(0).0,
             producer_ids: Mutex::new(read_producer_id_block(&config_dir)?),
             groups: crate::group::Coordinator::new(config_group),
+            resp: crate::resp::commands::RespState::default(),
         };
         broker.refresh(&manager);
         *broker.logs.lock().unwrap_or_else(|p| p.into_inner()) = Some(manager);

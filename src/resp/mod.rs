@@ -1,6 +1,6 @@
 //! The Redis protocol (RESP2 and RESP3) as bytes: requests in, replies out.
 //!
-//! This module owns the wire format of the RESP side port and nothing above it. It turns the
+//! The codec owns the wire format of the RESP side port and nothing above it. It turns the
 //! bytes a Redis client sends into argument lists ([`RequestParser`]) and turns replies into
 //! bytes ([`Reply::encode`], [`Reply::encode_parts`]), byte for byte as Redis does — the same
 //! accepted inputs, the same `Protocol error: …` messages, the same RESP2 downgrades of RESP3
@@ -16,7 +16,13 @@
 //! # Layout
 //! - [`codec`]: [`RequestParser`] and its [`Limits`] and [`ProtocolError`]s; [`Reply`] and
 //!   its encoding under each [`Protocol`].
+//! - [`server`]: the listener and the connection loop (pipelining, pushed pub/sub messages).
+//! - [`commands`]: the commands and their replies; one session per connection.
+//! - [`pubsub`]: channels as topics, patterns as globs over topic names.
 
 pub mod codec;
+pub mod commands;
+pub mod pubsub;
+pub mod server;
 
 pub use codec::{Limits, Protocol, ProtocolError, Reply, RequestParser, ZERO_COPY_MIN_LEN};

@@ -27,6 +27,7 @@ pub struct RuntimeInfo {
     pub pid: u32,
     pub kafka_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    pub resp_addr: SocketAddr,
 }
 
 fn write_runtime_info(data_dir: &Path, info: &RuntimeInfo) -> anyhow::Result<()> {
@@ -44,8 +45,11 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         TcpListener::bind(config.kafka_addr).await.with_context(|| format!("cannot bind {}", config.kafka_addr))?;
     let http =
         TcpListener::bind(config.http_addr).await.with_context(|| format!("cannot bind {}", config.http_addr))?;
+    let resp =
+        TcpListener::bind(config.resp_addr).await.with_context(|| format!("cannot bind {}", config.resp_addr))?;
     let kafka_addr = kafka.local_addr()?;
     let http_addr = http.local_addr()?;
+    let resp_addr = resp.local_addr()?;
     let advertised = config.advertised_addr.clone().unwrap_or_else(|| (kafka_addr.ip().to_string(), kafka_addr.port()));
     let data_dir = config.data_dir.clone();
     let broker = tokio::task::spawn_blocking(move || Broker::open(config, advertised))
@@ -53,8 +57,8 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
     let broker = Arc::new(broker);
     let metrics = crate::metrics::install()?;
-    write_runtime_info(&data_dir, &RuntimeInfo { pid: std::process::id(), kafka_addr, http_addr })?;
-    tracing::info!(%kafka_addr, %http_addr, data_dir = %data_dir.display(), cluster_id = %broker.cluster_id, "weir is serving");
+    write_runtime_info(&data_dir, &RuntimeInfo { pid: std::process::id(), kafka_addr, http_addr, resp_addr })?;
+    tracing::info!(%kafka_addr, %http_addr, %resp_addr, data_dir = %data_dir.display(), cluster_id = %broker.cluster_id, "weir is serving");
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -64,6 +68,7 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         tasks.spawn(cleaner(Arc::clone(&broker), shutdown_rx.clone()));
     }
     tasks.spawn(http::serve(http, Arc::clone(&broker), metrics, shutdown_rx.clone()));
+    tasks.spawn(crate::resp::server::serve(resp, Arc::clone(&broker), shutdown_rx.clone()));
     let mut connections = JoinSet::new();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {

@@ -2,7 +2,7 @@
 # BROKER (host:port), WEIR_DIR and WEIR_PID; stops the broker (SIGTERM, clean) on exit.
 WEIR_BIN=${WEIR_BIN:-target/debug/weir}
 WEIR_DIR=$(mktemp -d)
-"$WEIR_BIN" serve --data-dir "$WEIR_DIR/data" --kafka-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
+"$WEIR_BIN" serve --data-dir "$WEIR_DIR/data" --kafka-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --resp-addr 127.0.0.1:0 \
     "$@" > "$WEIR_DIR/weir.log" 2>&1 &
 WEIR_PID=$!
 stop_broker() {

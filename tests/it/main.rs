@@ -15,6 +15,7 @@ mod hostile;
 mod idempotence;
 mod observability;
 mod produce_fetch;
+mod resp;
 mod util;
 
 /// The broker's allocator, so that replayed hostile inputs behave as in `weir serve`.

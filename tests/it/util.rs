@@ -54,6 +54,7 @@ pub struct TestBroker {
     extra: Vec<String>,
     pub kafka_addr: std::net::SocketAddr,
     pub http_addr: std::net::SocketAddr,
+    pub resp_addr: std::net::SocketAddr,
 }
 
 #[derive(serde::Deserialize)]
@@ -61,6 +62,7 @@ struct RuntimeInfo {
     pid: u32,
     kafka_addr: std::net::SocketAddr,
     http_addr: std::net::SocketAddr,
+    resp_addr: std::net::SocketAddr,
 }
 
 impl TestBroker {
@@ -69,7 +71,7 @@ impl TestBroker {
         let dir = tempfile::tempdir().expect("tempdir");
         let extra = settings.iter().map(|s| s.to_string()).collect();
         let unbound: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
-        let mut b = TestBroker { child: None, dir, extra, kafka_addr: unbound, http_addr: unbound };
+        let mut b = TestBroker { child: None, dir, extra, kafka_addr: unbound, http_addr: unbound, resp_addr: unbound };
         b.spawn();
         b
     }
@@ -87,7 +89,8 @@ impl TestBroker {
         let _ = std::fs::remove_file(&runtime);
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
         let mut cmd = weir();
-        cmd.args(["serve", "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir"])
+        cmd.args(["serve", "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--resp-addr", "127.0.0.1:0"])
+            .arg("--data-dir")
             .arg(self.data_dir())
             .env("WEIR_LOG", std::env::var("WEIR_TEST_LOG").unwrap_or_else(|_| "info,weir=debug".into()))
             .stdout(std::process::Stdio::null())
@@ -105,6 +108,7 @@ impl TestBroker {
                     if info.pid == pid {
                         self.kafka_addr = info.kafka_addr;
                         self.http_addr = info.http_addr;
+                        self.resp_addr = info.resp_addr;
                         return;
                     }
                 }

@@ -1,0 +1,128 @@
+//! The RESP port: accepts Redis clients and runs each connection — reading pipelined
+//! requests, answering them in order, and, once the connection subscribes, pushing the
+//! messages of its channels between requests.
+//!
+//! A protocol error (garbage bytes, an oversized length) gets Redis's error reply and closes
+//! that connection only; an unknown command or a wrong arity gets an error reply and the
+//! connection goes on.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::commands::{self, Outcome, Session};
+use super::{Limits, Protocol, Reply, RequestParser};
+use crate::broker::Broker;
+
+/// Connection ids (`CLIENT ID`), unique for the process.
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Serves the RESP port until shutdown.
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+    let mut stop = shutdown.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tokio::spawn(connection(stream, peer, Arc::clone(&broker), shutdown.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "RESP accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn write_replies(stream: &mut TcpStream, out: &mut BytesMut) -> std::io::Result<()> {
+    if !out.is_empty() {
+        stream.write_all(out).await?;
+        out.clear();
+    }
+    Ok(())
+}
+
+async fn connection(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    metrics::gauge!(crate::metrics::RESP_CONNECTIONS).increment(1.0);
+    let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
+    let mut session = Session::new(id, peer, &broker);
+    let limits = Limits { max_bulk_len: broker.config.resp_max_bulk_len, ..Limits::default() };
+    let mut parser = RequestParser::new(limits);
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut appends = broker.subscribe_appends();
+    'conn: loop {
+        // Answer every complete request already buffered (pipelining), then write once.
+        loop {
+            match parser.next(&mut input) {
+                Ok(Some(args)) => match commands::execute(&broker, &mut session, args).await {
+                    Outcome::Reply(r) => r.encode(session.protocol, &mut out),
+                    Outcome::Replies(rs) => rs.iter().for_each(|r| r.encode(session.protocol, &mut out)),
+                    Outcome::Close(r) => {
+                        r.encode(session.protocol, &mut out);
+                        let _ = write_replies(&mut stream, &mut out).await;
+                        break 'conn;
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "closing RESP connection after a protocol error");
+                    e.to_reply().encode(session.protocol, &mut out);
+                    let _ = write_replies(&mut stream, &mut out).await;
+                    break 'conn;
+                }
+            }
+        }
+        if session.subscriptions.count() > 0 {
+            deliver(&broker, &mut session, &mut out);
+        }
+        if write_replies(&mut stream, &mut out).await.is_err() {
+            break;
+        }
+        let subscribed = session.subscriptions.count() > 0;
+        tokio::select! {
+            read = stream.read_buf(&mut input) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            },
+            changed = appends.changed(), if subscribed => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    session.close(&broker);
+    metrics::gauge!(crate::metrics::RESP_CONNECTIONS).decrement(1.0);
+}
+
+/// Pushes the messages that arrived on the session's channels.
+fn deliver(broker: &Broker, session: &mut Session, out: &mut BytesMut) {
+    for m in session.subscriptions.poll(broker, 10_000) {
+        let push = |items: Vec<Reply>| match session.protocol {
+            Protocol::Resp3 => Reply::Push(items),
+            Protocol::Resp2 => Reply::Array(items),
+        };
+        let reply = match m.pattern {
+            Some(p) => push(vec![
+                Reply::Bulk(Bytes::from_static(b"pmessage")),
+                Reply::Bulk(p),
+                Reply::Bulk(m.channel),
+                Reply::Bulk(m.payload),
+            ]),
+            None => {
+                push(vec![Reply::Bulk(Bytes::from_static(b"message")), Reply::Bulk(m.channel), Reply::Bulk(m.payload)])
+            }
+        };
+        reply.encode(session.protocol, out);
+    }
+}
