@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Real Redis clients against weir's RESP port: Debian's redis-cli and redis-benchmark, and
+# PyPI's redis-py (RESP2 and RESP3 handshakes, pub/sub over topics).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools >/dev/null; }
+python3 -c "import redis" 2>/dev/null || pip install -q redis
+source tests/clients/start-broker.sh
+RESP=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['resp_addr'].rsplit(':',1)[1])" "$WEIR_DIR/data/runtime.json")
+fail() { echo "FAIL: $*"; exit 1; }
+cli() { redis-cli -p "$RESP" "$@"; }
+
+[ "$(cli PING)" = PONG ] || fail "redis-cli PING"
+[ "$(cli ECHO hello)" = hello ] || fail "redis-cli ECHO"
+cli HELLO 3 | grep -q '^proto' || fail "redis-cli HELLO 3"
+cli COMMAND COUNT | grep -Eq '^[0-9]+$' || fail "redis-cli COMMAND COUNT"
+# redis-cli's pub/sub: a subscriber (from the channel's end) receives what PUBLISH appends.
+timeout 20 redis-cli -p "$RESP" SUBSCRIBE cli-news > "$WEIR_DIR/sub.txt" &
+sub=$!
+for _ in $(seq 1 100); do [ "$(cli PUBSUB NUMSUB cli-news | tail -1)" = 1 ] && break; sleep 0.1; done
+[ "$(cli PUBLISH cli-news hi)" = 1 ] || fail "PUBLISH reaches the subscriber"
+for _ in $(seq 1 100); do grep -q '^hi$' "$WEIR_DIR/sub.txt" && break; sleep 0.1; done
+grep -q '^hi$' "$WEIR_DIR/sub.txt" || fail "redis-cli subscriber got the message"
+kill "$sub" 2>/dev/null || true
+
+python3 - "$RESP" <<'PY'
+import sys, time
+import redis
+port = int(sys.argv[1])
+for protocol in (2, 3):
+    r = redis.Redis(port=port, protocol=protocol)
+    assert r.ping() is True, "redis-py ping"
+    assert r.echo("x") == b"x"
+    assert r.client_setname("py") and r.client_getname() in (b"py", "py")
+    p = r.pubsub()
+    p.subscribe(f"py-chan-{protocol}")
+    assert p.get_message(timeout=5)["type"] == "subscribe"
+    assert r.publish(f"py-chan-{protocol}", "payload") == 1
+    deadline = time.time() + 20
+    m = None
+    while time.time() < deadline and (m is None or m["type"] != "message"):
+        m = p.get_message(timeout=1)
+    assert m and m["data"] == b"payload", m
+print("redis-py: ok")
+PY
+
+out=$(redis-benchmark -p "$RESP" -t ping -n 20000 -q 2>&1)
+echo "$out" | grep -q "PING_INLINE: .* requests per second" || fail "redis-benchmark ping: $out"
+echo "$out" | sed 's/\r/\n/g' | grep "requests per second" | tail -2
+CLIENT_TEST_OK=1
+echo "redis clients: 3 passed, 0 failed"
