@@ -10,6 +10,7 @@
 //! - [`protocol`]: the table of supported Kafka APIs and versions; header parsing, response
 //!   framing, request guards.
 //! - [`resp`]: the Redis protocol (RESP2/RESP3) as bytes — request parsing, reply encoding.
+//! - [`kv`]: the key-value view of compacted topics (key → latest record) behind the RESP port.
 //! - [`handler`]: one file per Kafka API.
 //! - [`broker`]: the replica manager — partitions, leader epochs, high watermarks, waiting.
 //! - [`group`]: the group coordinator — consumer groups (classic and KIP-848) and committed
@@ -24,7 +25,7 @@
 //!   brokers.
 //! - [`error`]: where per-layer errors meet the Kafka error codes.
 //!
-//! Still to come: the RESP port (`kv`), replication.
+//! Still to come: replication.
 
 pub mod alloc;
 pub mod broker;
@@ -34,6 +35,7 @@ pub mod config;
 pub mod error;
 pub mod group;
 pub mod handler;
+pub mod kv;
 pub mod log;
 pub mod metrics;
 pub mod protocol;
