@@ -111,6 +111,10 @@ pub struct Broker {
     pub groups: crate::group::Coordinator,
     /// The RESP port's shared state (pub/sub subscribers, connected clients).
     pub resp: crate::resp::commands::RespState,
+    /// Key-value views of the topics read through the RESP port.
+    pub kv_views: crate::kv::views::Views,
+    /// Serializes RESP writes that check before they write (SET NX/XX/GET, DEL counts, HSET).
+    pub kv_write_lock: tokio::sync::Mutex<()>,
 }
 
 /// Producer ids come from blocks claimed durably in `<data_dir>/producer-ids`, so an id is
@@ -144,6 +148,8 @@ impl Broker {
             producer_ids: Mutex::new(read_producer_id_block(&config_dir)?),
             groups: crate::group::Coordinator::new(config_group),
             resp: crate::resp::commands::RespState::default(),
+            kv_views: crate::kv::views::Views::default(),
+            kv_write_lock: tokio::sync::Mutex::new(()),
         };
         broker.refresh(&manager);
         *broker.logs.lock().unwrap_or_else(|p| p.into_inner()) = Some(manager);
@@ -316,7 +322,9 @@ impl Broker {
             }
             m.delete_topic(name)?;
             Ok(())
-        })
+        })?;
+        self.kv_views.prune(self);
+        Ok(())
     }
 
     /// Appends one producer batch to a partition and wakes fetches waiting for data.
@@ -483,6 +491,7 @@ impl Broker {
                 tracing::warn!(topic_partition = %p.topic_partition, error = %e, "could not snapshot producer state");
             }
         }
+        self.kv_views.clear();
         self.partitions.write().unwrap_or_else(|p| p.into_inner()).clear();
         let manager = self.logs.lock().unwrap_or_else(|p| p.into_inner()).take();
         match manager {

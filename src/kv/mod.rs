@@ -15,12 +15,15 @@
 //! - [`index`]: [`KvIndex`] — catching up with the log, reading values, SCAN.
 //! - [`key_map`]: the key table underneath: keys packed in an arena, ordered by a hash of the
 //!   key so that a SCAN cursor is a position in hash order.
+//! - [`views`]: the views of every topic read through the RESP port, caught up on each read;
+//!   Kafka's murmur2 partitioner for keyed writes.
 //! - [`error`]: what can stop the view catching up ([`Error`]).
 //! - `tests`: the view over real logs — appends, tombstones, codecs, compaction, SCAN.
 
 pub mod error;
 pub mod index;
 pub mod key_map;
+pub mod views;
 
 pub use self::error::Error;
 pub use self::index::KvIndex;

@@ -199,6 +199,81 @@ static COMMANDS: &[Spec] = &[
         "Stops listening to messages published to channels that match patterns.",
     ),
     spec("pubsub", -2, &[], NO_KEYS, "pubsub", "A container for Pub/Sub commands."),
+    spec("get", 2, &["readonly", "fast"], (1, 1, 1), "string", "Returns the string value of a key."),
+    spec(
+        "mget",
+        -2,
+        &["readonly", "fast"],
+        (1, -1, 1),
+        "string",
+        "Atomically returns the string values of one or more keys.",
+    ),
+    spec("strlen", 2, &["readonly", "fast"], (1, 1, 1), "string", "Returns the length of a string value."),
+    spec(
+        "set",
+        -3,
+        &["write", "denyoom"],
+        (1, 1, 1),
+        "string",
+        "Sets the string value of a key (a record in the kv topic).",
+    ),
+    spec(
+        "mset",
+        -3,
+        &["write", "denyoom"],
+        (1, -1, 2),
+        "string",
+        "Atomically creates or modifies the string values of one or more keys.",
+    ),
+    spec("del", -2, &["write"], (1, -1, 1), "generic", "Deletes one or more keys (tombstones)."),
+    spec("unlink", -2, &["write", "fast"], (1, -1, 1), "generic", "Deletes one or more keys (tombstones)."),
+    spec("exists", -2, &["readonly", "fast"], (1, -1, 1), "generic", "Determines whether one or more keys exist."),
+    spec("type", 2, &["readonly", "fast"], (1, 1, 1), "generic", "Determines the type of value stored at a key."),
+    spec(
+        "ttl",
+        2,
+        &["readonly", "fast"],
+        (1, 1, 1),
+        "generic",
+        "Returns the expiration time in seconds of a key (-1: keys do not expire).",
+    ),
+    spec(
+        "pttl",
+        2,
+        &["readonly", "fast"],
+        (1, 1, 1),
+        "generic",
+        "Returns the expiration time in milliseconds of a key.",
+    ),
+    spec("keys", 2, &["readonly"], NO_KEYS, "generic", "Returns all key names that match a pattern."),
+    spec("scan", -2, &["readonly"], NO_KEYS, "generic", "Iterates over the key names in the database."),
+    spec("dbsize", 1, &["readonly", "fast"], NO_KEYS, "server", "Returns the number of keys in the database."),
+    spec(
+        "hget",
+        3,
+        &["readonly", "fast"],
+        (1, 1, 1),
+        "hash",
+        "Returns the value of a field in a hash (a compacted topic).",
+    ),
+    spec("hmget", -3, &["readonly", "fast"], (1, 1, 1), "hash", "Returns the values of all fields in a hash."),
+    spec("hexists", 3, &["readonly", "fast"], (1, 1, 1), "hash", "Determines whether a field exists in a hash."),
+    spec("hstrlen", 3, &["readonly", "fast"], (1, 1, 1), "hash", "Returns the length of the value of a field."),
+    spec("hlen", 2, &["readonly", "fast"], (1, 1, 1), "hash", "Returns the number of fields in a hash."),
+    spec("hkeys", 2, &["readonly"], (1, 1, 1), "hash", "Returns all fields in a hash."),
+    spec("hvals", 2, &["readonly"], (1, 1, 1), "hash", "Returns all values in a hash."),
+    spec("hgetall", 2, &["readonly"], (1, 1, 1), "hash", "Returns all fields and values in a hash."),
+    spec("hscan", -3, &["readonly"], (1, 1, 1), "hash", "Iterates over fields and values of a hash."),
+    spec(
+        "hset",
+        -4,
+        &["write", "denyoom", "fast"],
+        (1, 1, 1),
+        "hash",
+        "Creates or modifies the value of a field in a hash.",
+    ),
+    spec("hmset", -4, &["write", "denyoom", "fast"], (1, 1, 1), "hash", "Sets the values of multiple fields."),
+    spec("hdel", -3, &["write", "fast"], (1, 1, 1), "hash", "Deletes one or more fields and their values from a hash."),
 ];
 
 fn lookup(name: &str) -> Option<&'static Spec> {
@@ -281,7 +356,10 @@ pub async fn execute(broker: &Arc<Broker>, s: &mut Session, args: Vec<Bytes>) ->
         "subscribe" | "psubscribe" => Outcome::Replies(subscribe(broker, s, spec.name == "psubscribe", args)),
         "unsubscribe" | "punsubscribe" => Outcome::Replies(unsubscribe(broker, s, spec.name == "punsubscribe", args)),
         "pubsub" => Outcome::Reply(pubsub(broker, args)),
-        _ => Outcome::Reply(unknown_command(spec.name, args)),
+        other => match super::kv::execute(broker, other, args).await {
+            Some(reply) => Outcome::Reply(reply),
+            None => Outcome::Reply(unknown_command(spec.name, args)),
+        },
     }
 }
 
@@ -501,9 +579,20 @@ fn info(broker: &Broker, args: &[Bytes]) -> Reply {
         ));
     }
     if want("keyspace") {
-        out.push_str("# Keyspace\r\n\r\n");
+        let keys = keyspace_size(broker);
+        out.push_str("# Keyspace\r\n");
+        if keys > 0 {
+            out.push_str(&format!("db0:keys={keys},expires=0,avg_ttl=0\r\n"));
+        }
+        out.push_str("\r\n");
     }
     Reply::Verbatim { format: *b"txt", text: out.into() }
+}
+
+/// Keys in the kv topic's views as they stand (INFO does not wait for them to catch up).
+fn keyspace_size(broker: &Broker) -> usize {
+    let Some(t) = broker.topic(&broker.config.kv_topic) else { return 0 };
+    (0..t.partitions).filter_map(|p| broker.kv_views.peek(&TopicPartition::new(&t.name, p))).sum()
 }
 
 fn config(broker: &Broker, args: &[Bytes]) -> Reply {

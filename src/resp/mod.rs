@@ -18,10 +18,12 @@
 //!   its encoding under each [`Protocol`].
 //! - [`server`]: the listener and the connection loop (pipelining, pushed pub/sub messages).
 //! - [`commands`]: the commands and their replies; one session per connection.
+//! - [`kv`]: strings (the `kv.topic` topic) and hashes (any compacted topic).
 //! - [`pubsub`]: channels as topics, patterns as globs over topic names.
 
 pub mod codec;
 pub mod commands;
+pub mod kv;
 pub mod pubsub;
 pub mod server;
 

@@ -23,22 +23,28 @@ use crate::broker::Broker;
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Serves the RESP port until shutdown.
+/// Serves the RESP port until shutdown, then waits for its connections to finish their
+/// current command (they hold partitions, which a clean shutdown needs back).
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
     let mut stop = shutdown.clone();
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    tokio::spawn(connection(stream, peer, Arc::clone(&broker), shutdown.clone()));
+                    connections.spawn(connection(stream, peer, Arc::clone(&broker), shutdown.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "RESP accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             },
-            _ = stop.changed() => return,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stop.changed() => break,
         }
     }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
 }
 
 async fn write_replies(stream: &mut TcpStream, out: &mut BytesMut) -> std::io::Result<()> {

@@ -164,3 +164,147 @@ async fn pubsub_runs_over_topics_in_both_directions() {
     let receivers: i64 = redis::cmd("PUBLISH").arg("news").arg("again").query(&mut c).expect("publish");
     assert_eq!(receivers, 0);
 }
+
+#[test]
+fn strings_live_in_the_kv_topic() {
+    let mut broker = TestBroker::start(&[]);
+    let mut c = connect(&broker);
+    let mut other = connect(&broker);
+    let get = |c: &mut redis::Connection, k: &str| redis::cmd("GET").arg(k).query::<Option<String>>(c).expect("get");
+    assert_eq!(redis::cmd("SET").arg("a").arg("1").query::<String>(&mut c).expect("set"), "OK");
+    assert_eq!(get(&mut other, "a").as_deref(), Some("1"), "a read on another connection sees the write");
+    assert_eq!(
+        redis::cmd("SET").arg("a").arg("2").arg("GET").query::<Option<String>>(&mut c).expect("set get").as_deref(),
+        Some("1")
+    );
+    assert_eq!(redis::cmd("SET").arg("a").arg("3").arg("NX").query::<Option<String>>(&mut c).expect("nx"), None);
+    assert_eq!(redis::cmd("SET").arg("new").arg("x").arg("XX").query::<Option<String>>(&mut c).expect("xx"), None);
+    let e = redis::cmd("SET").arg("a").arg("1").arg("EX").arg(10).query::<String>(&mut c).expect_err("ex");
+    assert!(e.to_string().contains("do not expire"), "{e}");
+    redis::cmd("MSET").arg("b").arg("20").arg("c").arg("30").query::<()>(&mut c).expect("mset");
+    let all: Vec<Option<String>> = redis::cmd("MGET").arg("a").arg("b").arg("c").arg("zz").query(&mut c).expect("mget");
+    assert_eq!(all, [Some("2".to_owned()), Some("20".to_owned()), Some("30".to_owned()), None]);
+    assert_eq!(redis::cmd("EXISTS").arg("a").arg("b").arg("zz").query::<i64>(&mut c).expect("exists"), 2);
+    assert_eq!(redis::cmd("STRLEN").arg("b").query::<i64>(&mut c).expect("strlen"), 2);
+    assert_eq!(redis::cmd("TYPE").arg("b").query::<String>(&mut c).expect("type"), "string");
+    assert_eq!(redis::cmd("TTL").arg("b").query::<i64>(&mut c).expect("ttl"), -1);
+    assert_eq!(redis::cmd("PTTL").arg("zz").query::<i64>(&mut c).expect("pttl"), -2);
+    assert_eq!(redis::cmd("DEL").arg("a").arg("zz").query::<i64>(&mut c).expect("del"), 1);
+    assert_eq!(get(&mut other, "a"), None);
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut c).expect("dbsize"), 2);
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).expect("keys");
+    keys.sort();
+    assert_eq!(keys, ["b", "c"]);
+    // The view is rebuilt from the log on start.
+    broker.stop();
+    broker.restart();
+    let mut c = connect(&broker);
+    assert_eq!(get(&mut c, "b").as_deref(), Some("20"));
+    assert_eq!(get(&mut c, "a"), None);
+}
+
+#[test]
+fn scan_returns_every_key_of_ten_thousand() {
+    let broker = TestBroker::start(&[]);
+    let mut c = connect(&broker);
+    let mut pipe = redis::pipe();
+    for i in 0..10_000 {
+        pipe.cmd("SET").arg(format!("key:{i}")).arg(i).ignore();
+    }
+    pipe.query::<()>(&mut c).expect("sets");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = "0".to_owned();
+    let mut calls = 0;
+    loop {
+        let (next, keys): (String, Vec<String>) = redis::cmd("SCAN")
+            .arg(&cursor)
+            .arg("MATCH")
+            .arg("key:*")
+            .arg("COUNT")
+            .arg(500)
+            .query(&mut c)
+            .expect("scan");
+        seen.extend(keys);
+        calls += 1;
+        // Keys written during the scan do not disturb it.
+        redis::cmd("SET").arg(format!("other:{calls}")).arg(1).query::<()>(&mut c).expect("set");
+        if next == "0" {
+            break;
+        }
+        cursor = next;
+        assert!(calls < 10_000, "SCAN never finished");
+    }
+    assert_eq!(seen.len(), 10_000, "every key once: {} seen in {calls} calls", seen.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashes_are_compacted_topics_shared_with_kafka_clients() {
+    let broker = TestBroker::start(&[]);
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).create().expect("admin");
+    let topic = rdkafka::admin::NewTopic::new("users", 1, rdkafka::admin::TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact");
+    admin.create_topics(&[topic], &rdkafka::admin::AdminOptions::new()).await.expect("create");
+    // Kafka → Redis.
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).create().expect("producer");
+    for (k, v) in [("u1", "alice"), ("u2", "bob"), ("u1", "alice2")] {
+        producer
+            .send(FutureRecord::to("users").key(k).payload(v), Duration::from_secs(20))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produce");
+    }
+    let mut c = connect(&broker);
+    assert_eq!(
+        redis::cmd("HGET").arg("users").arg("u1").query::<Option<String>>(&mut c).expect("hget").as_deref(),
+        Some("alice2")
+    );
+    assert_eq!(redis::cmd("HLEN").arg("users").query::<i64>(&mut c).expect("hlen"), 2);
+    assert_eq!(redis::cmd("HEXISTS").arg("users").arg("u2").query::<i64>(&mut c).expect("hexists"), 1);
+    assert_eq!(redis::cmd("HSTRLEN").arg("users").arg("u2").query::<i64>(&mut c).expect("hstrlen"), 3);
+    // Redis → Kafka: HSET is a record, HDEL a tombstone.
+    assert_eq!(
+        redis::cmd("HSET")
+            .arg("users")
+            .arg("u3")
+            .arg("carol")
+            .arg("u2")
+            .arg("bobby")
+            .query::<i64>(&mut c)
+            .expect("hset"),
+        1
+    );
+    assert_eq!(redis::cmd("HDEL").arg("users").arg("u1").arg("nobody").query::<i64>(&mut c).expect("hdel"), 1);
+    let all: std::collections::BTreeMap<String, String> =
+        redis::cmd("HGETALL").arg("users").query(&mut c).expect("hgetall");
+    assert_eq!(
+        all,
+        [("u2", "bobby"), ("u3", "carol")].map(|(k, v)| (k.to_owned(), v.to_owned())).into_iter().collect()
+    );
+    let vals: Vec<Option<String>> = redis::cmd("HMGET").arg("users").arg("u1").arg("u3").query(&mut c).expect("hmget");
+    assert_eq!(vals, [None, Some("carol".to_owned())]);
+    let consumer = kafka_consumer(&broker, "users");
+    let mut records = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while records.len() < 6 {
+        assert!(Instant::now() < deadline, "consumed {records:?}");
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let s = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+            records.push((s(m.key()), s(m.payload())));
+        }
+    }
+    assert!(records.contains(&(Some("u3".to_owned()), Some("carol".to_owned()))));
+    assert_eq!(records.last(), Some(&(Some("u1".to_owned()), None)), "HDEL is a tombstone");
+    // A non-compacted topic is not a hash.
+    admin
+        .create_topics(
+            &[rdkafka::admin::NewTopic::new("plain", 1, rdkafka::admin::TopicReplication::Fixed(1))],
+            &rdkafka::admin::AdminOptions::new(),
+        )
+        .await
+        .expect("create");
+    let e = redis::cmd("HGET").arg("plain").arg("x").query::<Option<String>>(&mut c).expect_err("wrongtype");
+    assert!(e.to_string().contains("WRONGTYPE"), "{e}");
+    assert_eq!(redis::cmd("TYPE").arg("users").query::<String>(&mut c).expect("type"), "hash");
+}
