@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Real Redis clients against weir's RESP port: Debian's redis-cli and redis-benchmark, and
-# PyPI's redis-py (RESP2 and RESP3 handshakes, pub/sub over topics).
+# PyPI's redis-py (RESP2 and RESP3 handshakes, strings, hashes, pub/sub over topics).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null ||
@@ -15,6 +15,9 @@ cli() { redis-cli -p "$RESP" "$@"; }
 [ "$(cli ECHO hello)" = hello ] || fail "redis-cli ECHO"
 cli HELLO 3 | grep -q '^proto' || fail "redis-cli HELLO 3"
 cli COMMAND COUNT | grep -Eq '^[0-9]+$' || fail "redis-cli COMMAND COUNT"
+[ "$(cli SET greeting hello)" = OK ] && [ "$(cli GET greeting)" = hello ] || fail "redis-cli SET/GET"
+[ "$(cli HSET cli-hash f v)" = 1 ] && [ "$(cli HGET cli-hash f)" = v ] || fail "redis-cli HSET/HGET"
+[ "$(cli DEL greeting)" = 1 ] && [ -z "$(cli GET greeting)" ] || fail "redis-cli DEL"
 # redis-cli's pub/sub: a subscriber (from the channel's end) receives what PUBLISH appends.
 timeout 20 redis-cli -p "$RESP" SUBSCRIBE cli-news > "$WEIR_DIR/sub.txt" &
 sub=$!
@@ -33,6 +36,13 @@ for protocol in (2, 3):
     assert r.ping() is True, "redis-py ping"
     assert r.echo("x") == b"x"
     assert r.client_setname("py") and r.client_getname() in (b"py", "py")
+    assert r.set(f"k{protocol}", "v") is True and r.get(f"k{protocol}") == b"v"
+    assert r.set(f"k{protocol}", "w", nx=True) is None
+    assert r.mset({"m1": "1", "m2": "2"}) and r.mget("m1", "m2", "nope") == [b"1", b"2", None]
+    assert r.hset(f"h{protocol}", mapping={"a": "1", "b": "2"}) == 2
+    assert r.hgetall(f"h{protocol}") == {b"a": b"1", b"b": b"2"}
+    assert sorted(r.scan_iter(match="m*")) == [b"m1", b"m2"]
+    assert r.delete("m1") == 1 and r.exists("m1") == 0
     p = r.pubsub()
     p.subscribe(f"py-chan-{protocol}")
     assert p.get_message(timeout=5)["type"] == "subscribe"
@@ -45,8 +55,10 @@ for protocol in (2, 3):
 print("redis-py: ok")
 PY
 
-out=$(redis-benchmark -p "$RESP" -t ping -n 20000 -q 2>&1)
-echo "$out" | grep -q "PING_INLINE: .* requests per second" || fail "redis-benchmark ping: $out"
-echo "$out" | sed 's/\r/\n/g' | grep "requests per second" | tail -2
+out=$(redis-benchmark -p "$RESP" -t ping,get,set -n 20000 -q 2>&1)
+for t in PING_INLINE SET GET; do
+    echo "$out" | grep -q "$t: .* requests per second" || fail "redis-benchmark $t: $out"
+done
+echo "$out" | sed 's/\r/\n/g' | grep "requests per second" | tail -4
 CLIENT_TEST_OK=1
 echo "redis clients: 3 passed, 0 failed"
