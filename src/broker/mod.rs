@@ -113,6 +113,8 @@ pub struct Broker {
     pub resp: crate::resp::commands::RespState,
     /// Key-value views of the topics read through the RESP port.
     pub kv_views: crate::kv::views::Views,
+    /// Bumped whenever topics or partitions change (caches of partitions check it).
+    topology: std::sync::atomic::AtomicU64,
     /// Serializes RESP writes that check before they write (SET NX/XX/GET, DEL counts, HSET).
     pub kv_write_lock: tokio::sync::Mutex<()>,
 }
@@ -149,6 +151,7 @@ impl Broker {
             groups: crate::group::Coordinator::new(config_group),
             resp: crate::resp::commands::RespState::default(),
             kv_views: crate::kv::views::Views::default(),
+            topology: std::sync::atomic::AtomicU64::new(0),
             kv_write_lock: tokio::sync::Mutex::new(()),
         };
         broker.refresh(&manager);
@@ -159,6 +162,7 @@ impl Broker {
 
     /// Rebuilds the caches from the log manager after a change.
     fn refresh(&self, manager: &LogManager) {
+        self.topology.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let topics: BTreeMap<String, TopicMetadata> = manager.topics().map(|t| (t.name.clone(), t.clone())).collect();
         let mut partitions = HashMap::new();
         for (tp, log) in manager.logs() {
@@ -191,6 +195,16 @@ impl Broker {
 
     pub fn topic(&self, name: &str) -> Option<TopicMetadata> {
         self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    /// Changes whenever topics or partitions are created, deleted or reopened.
+    pub fn topology_version(&self) -> u64 {
+        self.topology.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A topic's partition count, without copying its metadata (hot paths).
+    pub fn partition_count(&self, name: &str) -> Option<i32> {
+        self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name).map(|t| t.partitions)
     }
 
     pub fn topic_by_id(&self, id: Uuid) -> Option<TopicMetadata> {

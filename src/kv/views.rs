@@ -27,6 +27,9 @@ const INLINE_CATCH_UP: i64 = 10_000;
 #[derive(Debug, Default)]
 pub struct Views {
     views: Mutex<HashMap<TopicPartition, Entry>>,
+    /// Per topic: the views of its partitions as of a topology version (the read path's
+    /// shortcut past partition lookups).
+    by_topic: RwLock<HashMap<String, (u64, Vec<View>)>>,
 }
 
 /// A partition's current view, for reads.
@@ -74,10 +77,16 @@ impl Views {
     /// The log could not be read ([`Error`]).
     pub async fn current(&self, partition: &Arc<Partition>) -> Result<View, Error> {
         let index = self.entry(partition);
+        self.catch_up(partition, &index).await?;
+        Ok(View { partition: Arc::clone(partition), index })
+    }
+
+    /// Brings `index` up to `partition`'s high watermark.
+    async fn catch_up(&self, partition: &Arc<Partition>, index: &Arc<RwLock<KvIndex>>) -> Result<(), Error> {
         let hwm = partition.high_watermark();
         let behind = index.read().unwrap_or_else(|p| p.into_inner()).next_offset().map_or(hwm, |n| hwm - n);
         if behind != 0 {
-            let (i, reader) = (Arc::clone(&index), partition.log.reader.clone());
+            let (i, reader) = (Arc::clone(index), partition.log.reader.clone());
             let catch_up = move || i.write().unwrap_or_else(|p| p.into_inner()).catch_up(&reader, hwm).map(|_| ());
             if behind.abs() <= INLINE_CATCH_UP {
                 catch_up()?;
@@ -85,7 +94,7 @@ impl Views {
                 tokio::task::spawn_blocking(catch_up).await.unwrap_or(Ok(()))?;
             }
         }
-        Ok(View { partition: Arc::clone(partition), index })
+        Ok(())
     }
 
     /// Views of every partition of `topic` (none if it does not exist).
@@ -93,13 +102,28 @@ impl Views {
     /// # Errors
     /// See [`Views::current`].
     pub async fn topic(&self, broker: &Broker, topic: &str) -> Result<Vec<View>, Error> {
-        let Some(t) = broker.topic(topic) else { return Ok(Vec::new()) };
-        let mut out = Vec::with_capacity(t.partitions as usize);
-        for p in 0..t.partitions {
+        let version = broker.topology_version();
+        let cached = self
+            .by_topic
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(topic)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, views)| views.clone());
+        if let Some(views) = cached {
+            for v in &views {
+                self.catch_up(&v.partition, &v.index).await?;
+            }
+            return Ok(views);
+        }
+        let Some(partitions) = broker.partition_count(topic) else { return Ok(Vec::new()) };
+        let mut out = Vec::with_capacity(partitions as usize);
+        for p in 0..partitions {
             if let Some(partition) = broker.partition(&TopicPartition::new(topic, p)) {
                 out.push(self.current(&partition).await?);
             }
         }
+        self.by_topic.write().unwrap_or_else(|p| p.into_inner()).insert(topic.to_owned(), (version, out.clone()));
         Ok(out)
     }
 
@@ -112,11 +136,13 @@ impl Views {
     /// Drops every view (shutdown: the views hold their partitions).
     pub fn clear(&self) {
         self.views.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.by_topic.write().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Forgets views whose topic is gone.
     pub fn prune(&self, broker: &Broker) {
         self.views.lock().unwrap_or_else(|p| p.into_inner()).retain(|tp, _| broker.partition(tp).is_some());
+        self.by_topic.write().unwrap_or_else(|p| p.into_inner()).retain(|t, _| broker.partition_count(t).is_some());
     }
 }
 

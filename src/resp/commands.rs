@@ -301,6 +301,12 @@ fn unknown_subcommand(sub: &[u8], container: &str) -> Reply {
     Reply::error(format!("ERR unknown subcommand '{}'. Try {container} HELP.", text(sub)))
 }
 
+/// Whether `args` is `SET key value` with no options, from a session that may run it: such
+/// runs are batched by the connection ([`super::kv::set_run`]).
+pub fn is_plain_set(s: &Session, args: &[Bytes]) -> bool {
+    args.len() == 3 && args[0].eq_ignore_ascii_case(b"set") && s.authenticated && s.subscriptions.count() == 0
+}
+
 /// Runs one command. `args[0]` is the command name.
 pub async fn execute(broker: &Arc<Broker>, s: &mut Session, args: Vec<Bytes>) -> Outcome {
     let Some(first) = args.first() else { return Outcome::Replies(Vec::new()) };

@@ -55,7 +55,7 @@ fn hash_topic(broker: &Broker, name: &[u8]) -> Result<(String, bool), Reply> {
 
 /// Creates a compacted topic for writes if it does not exist.
 async fn ensure_compacted(broker: &Arc<Broker>, topic: &str) -> Result<(), Reply> {
-    if broker.topic(topic).is_some() {
+    if broker.partition_count(topic).is_some() {
         return Ok(());
     }
     let (b, t) = (Arc::clone(broker), topic.to_owned());
@@ -88,7 +88,7 @@ async fn write(
     records: &[(Bytes, Option<Bytes>, Option<i32>)],
 ) -> Result<(), Reply> {
     ensure_compacted(broker, topic).await?;
-    let partitions = broker.topic(topic).map_or(1, |t| t.partitions);
+    let partitions = broker.partition_count(topic).unwrap_or(1);
     let mut by_partition: BTreeMap<i32, BatchBuilder> = BTreeMap::new();
     let now = now_ms();
     for (key, value, partition) in records {
@@ -274,6 +274,13 @@ async fn set(broker: &Arc<Broker>, topic: &str, args: &[Bytes]) -> Reply {
             _ => return Reply::error("ERR syntax error"),
         }
     }
+    // A plain SET into a single-partition topic needs no look at the current value.
+    if !(nx || xx || get) && broker.partition_count(topic) == Some(1) {
+        return match write(broker, topic, &[(key.clone(), Some(value.clone()), Some(0))]).await {
+            Ok(()) => Reply::ok(),
+            Err(e) => e,
+        };
+    }
     // Conditional writes check and write under one lock, so two racing SET NX cannot both win.
     let _guard = broker.kv_write_lock.lock().await;
     let views = match views(broker, topic).await {
@@ -294,6 +301,26 @@ async fn set(broker: &Arc<Broker>, topic: &str, args: &[Bytes]) -> Reply {
     } else {
         Reply::ok()
     }
+}
+
+/// A run of pipelined `SET key value` commands (no options): on a single-partition kv topic
+/// they are appended as one batch, and each gets its own reply; otherwise each runs alone.
+pub async fn set_run(broker: &Arc<Broker>, run: Vec<Vec<Bytes>>) -> Vec<Reply> {
+    let topic = broker.config.kv_topic.clone();
+    metrics::counter!(crate::metrics::RESP_COMMANDS, "command" => "set").increment(run.len() as u64);
+    if broker.partition_count(&topic) != Some(1) {
+        let mut replies = Vec::with_capacity(run.len());
+        for args in run {
+            replies.push(set(broker, &topic, &args[1..]).await);
+        }
+        return replies;
+    }
+    let records: Vec<_> = run.iter().map(|a| (a[1].clone(), Some(a[2].clone()), Some(0))).collect();
+    let reply = match write(broker, &topic, &records).await {
+        Ok(()) => Reply::ok(),
+        Err(e) => e,
+    };
+    vec![reply; run.len()]
 }
 
 async fn delete(broker: &Arc<Broker>, topic: &str, keys: &[Bytes]) -> Reply {

@@ -67,25 +67,48 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>
     let mut appends = broker.subscribe_appends();
     'conn: loop {
         // Answer every complete request already buffered (pipelining), then write once.
+        let mut requests = Vec::new();
+        let mut broken = None;
         loop {
             match parser.next(&mut input) {
-                Ok(Some(args)) => match commands::execute(&broker, &mut session, args).await {
-                    Outcome::Reply(r) => r.encode(session.protocol, &mut out),
-                    Outcome::Replies(rs) => rs.iter().for_each(|r| r.encode(session.protocol, &mut out)),
-                    Outcome::Close(r) => {
-                        r.encode(session.protocol, &mut out);
-                        let _ = write_replies(&mut stream, &mut out).await;
-                        break 'conn;
-                    }
-                },
+                Ok(Some(args)) => requests.push(args),
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::debug!(%peer, error = %e, "closing RESP connection after a protocol error");
-                    e.to_reply().encode(session.protocol, &mut out);
+                    broken = Some(e);
+                    break;
+                }
+            }
+        }
+        let mut requests = requests.into_iter().peekable();
+        while let Some(args) = requests.next() {
+            // A run of plain SETs is appended as one batch (one log append for the run).
+            if commands::is_plain_set(&session, &args)
+                && requests.peek().is_some_and(|n| commands::is_plain_set(&session, n))
+            {
+                let mut run = vec![args];
+                while let Some(next) = requests.next_if(|n| commands::is_plain_set(&session, n)) {
+                    run.push(next);
+                }
+                for r in super::kv::set_run(&broker, run).await {
+                    r.encode(session.protocol, &mut out);
+                }
+                continue;
+            }
+            match commands::execute(&broker, &mut session, args).await {
+                Outcome::Reply(r) => r.encode(session.protocol, &mut out),
+                Outcome::Replies(rs) => rs.iter().for_each(|r| r.encode(session.protocol, &mut out)),
+                Outcome::Close(r) => {
+                    r.encode(session.protocol, &mut out);
                     let _ = write_replies(&mut stream, &mut out).await;
                     break 'conn;
                 }
             }
+        }
+        if let Some(e) = broken {
+            tracing::debug!(%peer, error = %e, "closing RESP connection after a protocol error");
+            e.to_reply().encode(session.protocol, &mut out);
+            let _ = write_replies(&mut stream, &mut out).await;
+            break 'conn;
         }
         if session.subscriptions.count() > 0 {
             deliver(&broker, &mut session, &mut out);
