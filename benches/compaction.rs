@@ -1,6 +1,6 @@
 //! Compaction throughput: one cleaner pass over a dirty log on one core, reported as MB/s of
-//! log read. `cargo bench --bench compaction` (sizes: `WEIR_COMPACTION_MB`, default 256;
-//! codec: `WEIR_COMPACTION_CODEC=none|zstd`, default none).
+//! log read. `cargo bench --bench compaction` (size: `WEIR_COMPACTION_MB`, default 256;
+//! uncompressed batches).
 
 use std::sync::Arc;
 use std::time::Instant;
