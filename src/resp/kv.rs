@@ -8,7 +8,9 @@
 //!   fields Redis clients write are records Kafka consumers read.
 //!
 //! Writes go to the partition Kafka's Java producer would choose for the key (murmur2) and
-//! are acknowledged once appended, like `acks=all` on a single broker; reads first bring the
+//! are acknowledged once appended, like `acks=all` on a single broker — so an acknowledged
+//! SET survives `kill -9`, and power loss once flushed (the topic's `flush.*` settings, as for
+//! any produce); reads first bring the
 //! view up to the high watermark, so a read after an acknowledged write sees it. A key can
 //! also sit in another partition (written by a client with another partitioner): reads take
 //! the newest record across partitions, deletes tombstone it everywhere.
