@@ -133,9 +133,18 @@ async fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
     create_compacted(&broker, "profiles", &[("min.cleanable.dirty.ratio", "0.1")]).await;
     let latest = produce_versions(&broker, "profiles", 20, 200).await;
     wait_for_passes(&broker, "profiles", 1.0);
-    let records = read_all(&broker, "profiles");
-    check_latest(&records, &latest);
-    assert!(records.len() < 4_000 / 3, "compaction removed most of the 4,000 records: {} left", records.len());
+    // Passes may run while records still arrive; later passes take the rest. Every read is
+    // correct; within the deadline most of the 4,000 records are gone.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let records = read_all(&broker, "profiles");
+        check_latest(&records, &latest);
+        if records.len() < 4_000 / 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "compaction left {} of the 4,000 records", records.len());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let (_, metrics) = http_get(&broker, "/metrics");
     let reclaimed = sample(&metrics, "weir_cleaner_bytes_reclaimed_total{topic=\"profiles\"}").unwrap_or(0.0);
     assert!(reclaimed > 0.0, "bytes reclaimed are reported");
@@ -171,16 +180,19 @@ async fn consumer_offsets_are_compacted_and_still_load() {
         tpl.add_partition_offset("events", 0, Offset::Offset(i)).expect("tpl");
         c.commit(&tpl, CommitMode::Sync).expect("commit");
     }
-    wait_for_passes(&broker, "__consumer_offsets", 1.0);
+    // Passes run while the commits arrive; wait (with a deadline) until one has run over all
+    // of them but the active segment: the log shrinks to about one segment.
+    let series = "weir_partition_log_size_bytes{topic=\"__consumer_offsets\",partition=\"0\"}";
+    let deadline = Instant::now() + DEADLINE;
+    let mut size = f64::MAX;
+    while size > 8_192.0 {
+        assert!(Instant::now() < deadline, "600 commits (~36 KB) were never compacted: {size} bytes");
+        std::thread::sleep(Duration::from_millis(50));
+        size = sample(&http_get(&broker, "/metrics").1, series).unwrap_or(f64::MAX);
+    }
+    assert!(cleaner_passes(&broker, "__consumer_offsets") >= 1.0);
     drop(c);
     broker.stop();
-    let size: u64 = std::fs::read_dir(broker.data_dir().join("__consumer_offsets-0"))
-        .expect("list")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
-        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
-        .sum();
-    assert!(size < 600 * 60 / 2, "600 commits compacted to {size} bytes");
     broker.restart();
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap())
