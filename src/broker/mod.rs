@@ -61,6 +61,9 @@ pub enum ProduceError {
     InvalidProducerEpoch,
     #[error("sequence number out of order")]
     OutOfOrderSequence,
+    /// Kafka's rule for compacted topics (INVALID_RECORD).
+    #[error("Compacted topic cannot accept message without key in topic partition {0}.")]
+    NoKeyForCompactedTopic(TopicPartition),
     #[error(transparent)]
     Log(#[from] log::Error),
 }
@@ -378,6 +381,9 @@ impl Broker {
                 }
             }
             let mut log = partition.log.log.lock().unwrap_or_else(|p| p.into_inner());
+            if log.config().cleanup_policy.compact && !every_record_has_a_key(batch, &header) {
+                return Err(ProduceError::NoKeyForCompactedTopic(partition.topic_partition.clone()));
+            }
             let info = log.append(batch, AppendOptions { leader_epoch: Some(partition.leader_epoch), now_ms: now })?;
             if idempotent {
                 let meta = BatchMeta {
@@ -513,6 +519,23 @@ impl Broker {
             None => Ok(()),
         }
     }
+}
+
+/// Whether every record of `batch` has a key (compacted topics need one; the records are
+/// read, and decompressed if need be, only for those topics). Malformed records count as
+/// keyless: the batch is refused either way.
+fn every_record_has_a_key(batch: &[u8], header: &BatchHeader) -> bool {
+    let Ok(codec) = header.compression() else { return false };
+    let Some(section) = batch.get(log::batch::HEADER_SIZE..header.size()) else { return false };
+    let Ok(records) = log::codec::decompress(codec, section) else { return false };
+    let mut n = 0;
+    for r in log::batch::records_in(&records, header) {
+        if r.key.is_none() {
+            return false;
+        }
+        n += 1;
+    }
+    n == header.records_count
 }
 
 /// Where the next block of producer ids starts (0 on a new data directory).

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
 
 use super::{code, RequestContext};
 use crate::broker::{Broker, ProduceError};
@@ -16,7 +17,7 @@ fn partition_error(index: i32, error: i16) -> PartitionProduceResponse {
     PartitionProduceResponse::default().with_index(index).with_error_code(error).with_base_offset(-1)
 }
 
-pub async fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
@@ -67,11 +68,17 @@ pub async fn handle(broker: &Arc<Broker>, _ctx: &RequestContext, req: ProduceReq
                     let code = match &e {
                         ProduceError::InvalidProducerEpoch => code::INVALID_PRODUCER_EPOCH,
                         ProduceError::OutOfOrderSequence => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
+                        ProduceError::NoKeyForCompactedTopic(_) => code::INVALID_RECORD,
                         ProduceError::Log(e) => log_error_code(e).code(),
                     };
                     metrics::counter!(crate::metrics::PRODUCE_ERRORS, "topic" => name.clone(), "code" => code.to_string())
                         .increment(1);
-                    partition_error(index, code)
+                    let response = partition_error(index, code);
+                    if ctx.api_version >= 8 && matches!(e, ProduceError::NoKeyForCompactedTopic(_)) {
+                        response.with_error_message(Some(StrBytes::from_string(e.to_string())))
+                    } else {
+                        response
+                    }
                 }
             };
             partitions.push(response);

@@ -616,6 +616,24 @@ mod tests {
     }
 
     #[test]
+    fn the_cleaner_offset_carried_over_a_restart_spares_a_second_full_pass() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = open(dir.path(), config());
+        fill(&mut log, NOW - 10_000);
+        log.roll(NOW).expect("roll");
+        pass(&mut log, NOW);
+        let cleaner_offset = log.reader().first_dirty_offset();
+        assert!(cleaner_offset > 0);
+        drop(log);
+        let state = OpenState { cleaner_offset, ..OpenState::UNKNOWN };
+        let log = Log::open(dir.path(), TopicPartition::new("kv", 0), Arc::new(config()), state, NOW).expect("open");
+        assert!(log.plan_cleaning(NOW).is_none(), "nothing dirty: the checkpoint says where the last pass ended");
+        drop(log);
+        let log = open(dir.path(), config());
+        assert!(log.plan_cleaning(NOW).is_some(), "without it, the whole log counts as dirty");
+    }
+
+    #[test]
     fn min_compaction_lag_leaves_young_segments_alone() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut log = open(dir.path(), LogConfig { min_compaction_lag_ms: 60_000, ..config() });

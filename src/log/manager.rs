@@ -31,6 +31,8 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".weir_cleanshutdown";
 pub const LOCK_FILE: &str = ".lock";
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// Kafka's name for where compaction's last pass ended, per compacted partition.
+pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 pub const TOPICS_DIR: &str = "topics";
 
 /// A topic as stored in `topics/<name>.json`.
@@ -147,8 +149,14 @@ pub fn compact_log(p: &PartitionLog, now_ms: i64) -> Result<Option<cleaner::Clea
 pub fn write_checkpoints(data_dir: &Path, logs: &[(TopicPartition, Arc<PartitionLog>)]) -> Result<()> {
     let recovery = logs.iter().map(|(tp, p)| (tp.clone(), p.reader.recovery_point())).collect();
     let starts = logs.iter().map(|(tp, p)| (tp.clone(), p.reader.log_start_offset())).collect();
+    let cleaned = logs
+        .iter()
+        .filter(|(_, p)| p.reader.first_dirty_offset() > p.reader.log_start_offset())
+        .map(|(tp, p)| (tp.clone(), p.reader.first_dirty_offset()))
+        .collect();
     checkpoint::write(&data_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
-    checkpoint::write(&data_dir.join(LOG_START_OFFSET_CHECKPOINT), &starts)
+    checkpoint::write(&data_dir.join(LOG_START_OFFSET_CHECKPOINT), &starts)?;
+    checkpoint::write(&data_dir.join(CLEANER_OFFSET_CHECKPOINT), &cleaned)
 }
 
 /// Owner of a data directory.
@@ -213,6 +221,7 @@ impl LogManager {
         }
         let recovery_points = checkpoint::read(&data_dir.join(RECOVERY_POINT_CHECKPOINT))?;
         let log_starts = checkpoint::read(&data_dir.join(LOG_START_OFFSET_CHECKPOINT))?;
+        let cleaner_offsets = checkpoint::read(&data_dir.join(CLEANER_OFFSET_CHECKPOINT))?;
         let topics = read_topics(&data_dir.join(TOPICS_DIR))?;
         let needs_id: Vec<TopicMetadata> = topics.values().filter(|t| t.topic_id.is_none()).cloned().collect();
         let mut manager = LogManager {
@@ -246,6 +255,7 @@ impl LogManager {
                 clean_shutdown: clean,
                 recovery_point: recovery_points.get(&tp).copied().unwrap_or(0),
                 log_start_offset: log_starts.get(&tp).copied().unwrap_or(0),
+                cleaner_offset: cleaner_offsets.get(&tp).copied().unwrap_or(0),
             };
             manager.open_log(tp, state, now_ms)?;
         }
@@ -436,6 +446,7 @@ impl LogManager {
         let logs = std::mem::take(&mut self.logs);
         let mut recovery = BTreeMap::new();
         let mut starts = BTreeMap::new();
+        let mut cleaned = BTreeMap::new();
         for (tp, p) in logs {
             let log = match Arc::try_unwrap(p) {
                 Ok(p) => p.log.into_inner().unwrap_or_else(|e| e.into_inner()),
@@ -447,11 +458,16 @@ impl LogManager {
                 }
             };
             starts.insert(tp.clone(), log.log_start_offset());
+            let first_dirty = log.reader().first_dirty_offset();
+            if first_dirty > log.log_start_offset() {
+                cleaned.insert(tp.clone(), first_dirty);
+            }
             recovery.insert(tp, log.log_end_offset());
             log.close()?;
         }
         checkpoint::write(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
         checkpoint::write(&self.data_dir.join(LOG_START_OFFSET_CHECKPOINT), &starts)?;
+        checkpoint::write(&self.data_dir.join(CLEANER_OFFSET_CHECKPOINT), &cleaned)?;
         checkpoint::write_atomically(&self.data_dir.join(CLEAN_SHUTDOWN_FILE), b"")
     }
 }

@@ -140,11 +140,14 @@ pub struct OpenState {
     pub recovery_point: i64,
     /// From the log-start-offset checkpoint.
     pub log_start_offset: i64,
+    /// From the cleaner-offset-checkpoint: where compaction's last pass ended (0: unknown).
+    pub cleaner_offset: i64,
 }
 
 impl OpenState {
     /// A log with no checkpoints: recover everything.
-    pub const UNKNOWN: OpenState = OpenState { clean_shutdown: false, recovery_point: 0, log_start_offset: 0 };
+    pub const UNKNOWN: OpenState =
+        OpenState { clean_shutdown: false, recovery_point: 0, log_start_offset: 0, cleaner_offset: 0 };
 }
 
 /// Per-append options.
@@ -199,6 +202,8 @@ struct Shared {
     dir_dirty: AtomicBool,
     /// Set by a failed write or fsync; every later write is refused.
     offline: Mutex<Option<String>>,
+    /// Compaction: offsets below this were compacted by the last pass.
+    first_dirty: AtomicI64,
 }
 
 #[derive(Debug)]
@@ -250,6 +255,11 @@ impl LogReader {
     /// Offset below which every record is durable on disk (fsynced).
     pub fn recovery_point(&self) -> i64 {
         self.shared.recovery_point.load(Ordering::Acquire)
+    }
+
+    /// Where compaction's last pass ended (the log start before any pass).
+    pub fn first_dirty_offset(&self) -> i64 {
+        self.shared.first_dirty.load(Ordering::Acquire)
     }
 
     pub fn dir(&self) -> &Path {
@@ -452,9 +462,6 @@ pub struct Log {
     /// The first append not yet covered by a flush when it was made: (base offset, time).
     /// What `flush.ms` measures from (approximately: see [`Log::flush_due`]).
     unflushed_since: Option<(i64, i64)>,
-    /// Compaction: offsets below this were compacted by the last pass (the log start after
-    /// an open, so the first pass after a restart treats the whole log as dirty).
-    first_dirty: i64,
 }
 
 fn limits(config: &LogConfig) -> SegmentLimits {
@@ -541,17 +548,9 @@ impl Log {
             recovery: Mutex::new(Recovery { point: recovery_point, truncations: 0 }),
             dir_dirty: AtomicBool::new(created),
             offline: Mutex::new(None),
+            first_dirty: AtomicI64::new(state.cleaner_offset.clamp(log_start_offset, log_end_offset)),
         });
-        let log = Log {
-            topic_partition,
-            dir,
-            config,
-            sealed,
-            active,
-            shared,
-            unflushed_since: None,
-            first_dirty: log_start_offset,
-        };
+        let log = Log { topic_partition, dir, config, sealed, active, shared, unflushed_since: None };
         log.publish_segments();
         Ok(log)
     }
@@ -885,13 +884,13 @@ impl Log {
                 max_timestamp: s.view().max_timestamp(),
             })
             .collect();
-        let (count, end) =
-            cleaner::cleanable(&infos, self.active.base_offset(), self.first_dirty, &self.config, now_ms)?;
+        let first_dirty = self.shared.first_dirty.load(Ordering::Acquire).max(start);
+        let (count, end) = cleaner::cleanable(&infos, self.active.base_offset(), first_dirty, &self.config, now_ms)?;
         Some(cleaner::CleanPlan {
             dir: self.dir.clone(),
             config: Arc::clone(&self.config),
             segments: sealed[..count].iter().map(|s| Arc::clone(s.view())).collect(),
-            first_dirty: self.first_dirty,
+            first_dirty,
             end,
         })
     }
@@ -922,7 +921,7 @@ impl Log {
                 }
             }
         }
-        self.first_dirty = self.first_dirty.max(cleaned.end);
+        self.shared.first_dirty.fetch_max(cleaned.end, Ordering::AcqRel);
         self.publish_segments();
         Ok(cleaned.stats)
     }

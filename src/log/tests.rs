@@ -313,7 +313,7 @@ fn retired_segments_not_yet_deleted_when_the_process_dies_are_deleted_on_the_nex
     assert!(first_file.exists(), "files go only when Retired::delete runs");
     drop(retired);
     drop(log); // crash: no delete, no clean shutdown
-    let state = OpenState { clean_shutdown: false, recovery_point: 0, log_start_offset: second };
+    let state = OpenState { clean_shutdown: false, recovery_point: 0, log_start_offset: second, cleaner_offset: 0 };
     let log = open(dir.path(), small_config(), state);
     assert!(!first_file.exists());
     assert_eq!(log.log_start_offset(), second);
@@ -348,7 +348,7 @@ fn a_clean_reopen_restores_everything_without_a_rebuild() {
     let index_before = std::fs::read(segment_path(log.dir(), 0, INDEX_SUFFIX)).expect("index");
     let leo = log.log_end_offset();
     log.close().expect("close");
-    let state = OpenState { clean_shutdown: true, recovery_point: leo, log_start_offset: 0 };
+    let state = OpenState { clean_shutdown: true, recovery_point: leo, log_start_offset: 0, cleaner_offset: 0 };
     let mut log = open(dir.path(), small_config(), state);
     assert_eq!(read_all(&log.reader()), before);
     assert_eq!(std::fs::read(segment_path(log.dir(), 0, INDEX_SUFFIX)).expect("index"), index_before);
@@ -503,7 +503,7 @@ proptest! {
                     let l = log.take().expect("open");
                     let end = l.log_end_offset();
                     if clean { l.close().expect("close") } else { drop(l) }
-                    let state = OpenState { clean_shutdown: clean, recovery_point: if clean { end } else { 0 }, log_start_offset: 0 };
+                    let state = OpenState { clean_shutdown: clean, recovery_point: if clean { end } else { 0 }, log_start_offset: 0, cleaner_offset: 0 };
                     log = Some(open(dir.path(), config.clone(), state));
                 }
             }
@@ -693,7 +693,7 @@ fn a_clean_open_does_not_scan_sealed_data_but_an_unclean_one_does() {
     let mut bytes = std::fs::read(&path).expect("read");
     bytes[300] ^= 0x40;
     std::fs::write(&path, bytes).expect("write");
-    let clean = OpenState { clean_shutdown: true, recovery_point: leo, log_start_offset: 0 };
+    let clean = OpenState { clean_shutdown: true, recovery_point: leo, log_start_offset: 0, cleaner_offset: 0 };
     let log = open(dir.path(), small_config(), clean);
     assert_eq!(log.log_end_offset(), leo, "a clean open trusted the sealed segment");
     drop(log);

@@ -157,6 +157,27 @@ async fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_topic_refuses_records_without_a_key() {
+    let broker = TestBroker::start(SETTINGS);
+    create_compacted(&broker, "keyed-only", &[]).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("compression.type", "lz4")
+        .set("message.timeout.ms", "10000")
+        .create()
+        .expect("producer");
+    let refused =
+        producer.send(FutureRecord::<(), str>::to("keyed-only").payload("no key"), Duration::from_secs(10)).await;
+    let e = refused.map(|_| ()).map_err(|(e, _)| e).expect_err("refused");
+    assert!(e.to_string().contains("InvalidRecord") || e.to_string().contains("Invalid record"), "{e}");
+    producer
+        .send(FutureRecord::to("keyed-only").key("k").payload("v"), Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| e)
+        .expect("a keyed record is accepted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_offsets_are_compacted_and_still_load() {
     let mut broker = TestBroker::start(&[
         "log.cleaner.backoff.ms=100",
