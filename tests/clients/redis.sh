@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Real Redis clients against weir's RESP port: Debian's redis-cli and redis-benchmark, and
-# PyPI's redis-py (RESP2 and RESP3 handshakes, strings, hashes, pub/sub over topics).
+# PyPI's redis-py (RESP2 and RESP3 handshakes, strings, hashes, pub/sub over topics), and
+# npm's ioredis (its handshake, strings, hashes, pub/sub).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null ||
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools >/dev/null; }
 python3 -c "import redis" 2>/dev/null || pip install -q redis
+command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+IOREDIS_DIR=${IOREDIS_DIR:-$(mktemp -d)}
+[ -d "$IOREDIS_DIR/node_modules/ioredis" ] || (cd "$IOREDIS_DIR" && npm install --silent --no-audit --no-fund ioredis@5 >/dev/null)
 source tests/clients/start-broker.sh
 RESP=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['resp_addr'].rsplit(':',1)[1])" "$WEIR_DIR/data/runtime.json")
 fail() { echo "FAIL: $*"; exit 1; }
@@ -55,10 +59,12 @@ for protocol in (2, 3):
 print("redis-py: ok")
 PY
 
+NODE_PATH="$IOREDIS_DIR/node_modules" timeout 60 node tests/clients/ioredis_check.js "$RESP" || fail "ioredis"
+
 out=$(redis-benchmark -p "$RESP" -t ping,get,set -n 20000 -q 2>&1)
 for t in PING_INLINE SET GET; do
     echo "$out" | grep -q "$t: .* requests per second" || fail "redis-benchmark $t: $out"
 done
 echo "$out" | sed 's/\r/\n/g' | grep "requests per second" | tail -4
 CLIENT_TEST_OK=1
-echo "redis clients: 3 passed, 0 failed"
+echo "redis clients: 4 passed, 0 failed"
