@@ -359,6 +359,12 @@ impl Broker {
         let now = now_ms();
         let header =
             BatchHeader::parse(batch).ok_or(log::Error::InvalidBatch(log::InvalidBatch::TooShort(batch.len())))?;
+        // Compacted topics need a key on every record: checked (decompressing if need be)
+        // before any lock is taken, so appends to the partition never wait for it.
+        let compacted = partition.log.log.lock().unwrap_or_else(|p| p.into_inner()).config().cleanup_policy.compact;
+        if compacted && !every_record_has_a_key(batch, &header) {
+            return Err(ProduceError::NoKeyForCompactedTopic(partition.topic_partition.clone()));
+        }
         let (info, flush_due) = {
             let mut producers = partition.producers.lock().unwrap_or_else(|p| p.into_inner());
             let idempotent = header.producer_id >= 0;
@@ -381,9 +387,6 @@ impl Broker {
                 }
             }
             let mut log = partition.log.log.lock().unwrap_or_else(|p| p.into_inner());
-            if log.config().cleanup_policy.compact && !every_record_has_a_key(batch, &header) {
-                return Err(ProduceError::NoKeyForCompactedTopic(partition.topic_partition.clone()));
-            }
             let info = log.append(batch, AppendOptions { leader_epoch: Some(partition.leader_epoch), now_ms: now })?;
             if idempotent {
                 let meta = BatchMeta {
