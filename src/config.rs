@@ -22,6 +22,7 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("resp.addr", "127.0.0.1:6379"),
     ("resp.requirepass", ""),
     ("resp.proto-max-bulk-len", "536870912"),
+    ("resp.io-threads", "1"),
     ("kv.topic", "kv"),
     ("advertised.addr", ""),
     ("node.id", "0"),
@@ -271,6 +272,10 @@ impl RawConfig {
             resp_addr: self.parse("resp.addr")?,
             resp_password: Some(self.get("resp.requirepass").to_owned()).filter(|p| !p.is_empty()),
             resp_max_bulk_len: self.parse("resp.proto-max-bulk-len")?,
+            resp_threads: match self.parse::<usize>("resp.io-threads")? {
+                n @ 1..=64 => n,
+                _ => return Err(invalid("resp.io-threads", "must be between 1 and 64")),
+            },
             kv_topic: self.get("kv.topic").to_owned(),
             advertised_addr,
             node_id: self.parse("node.id")?,
@@ -306,6 +311,8 @@ pub struct BrokerConfig {
     pub resp_password: Option<String>,
     /// `resp.proto-max-bulk-len`: the largest argument a RESP request may carry.
     pub resp_max_bulk_len: usize,
+    /// `resp.io-threads`: threads serving the RESP port, each an event loop of its own.
+    pub resp_threads: usize,
     /// `kv.topic`: the compacted topic behind Redis strings (GET/SET).
     pub kv_topic: String,
     /// Host and port clients are told to connect to; defaults to the bound Kafka address.

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::error::Error;
 use super::key_map::{KeyMap, Location};
 use crate::log::batch::{self, BatchHeader, Compression, HeaderIter, TimestampType, HEADER_SIZE};
-use crate::log::{self, codec, LogReader};
+use crate::log::{self, codec, LogReader, Segments};
 
 /// Bytes asked of the log per read while catching up. Large enough that the per-read cost
 /// (segment list, index lookup) vanishes next to decoding; reads are zero-copy slices of the
@@ -76,37 +76,73 @@ fn record_timestamp(header: &BatchHeader, record: &batch::Record<'_>) -> i64 {
     }
 }
 
-/// The value and timestamp of the record of `key` at `location`: see [`KvIndex::get`].
-pub(super) fn read_record(reader: &LogReader, key: &[u8], location: Location) -> Option<(Bytes, i64)> {
-    let offset = location.offset;
-    let read = reader.read(offset, 1, i64::MAX, true).ok()?;
-    let b = HeaderIter::new(&read.records, 0).next()?;
-    let header = b.header;
-    if header.base_offset > offset || header.last_offset() < offset {
-        return None; // the batch holding `offset` is gone
-    }
-    let batch = read.records.slice(..header.size());
-    let section = match records_section(reader, &batch, &header) {
-        Ok(section) => section,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read a value for the key-value view");
-            return None;
+/// A value read from the log: borrowed from a segment map (uncompressed batch), or a slice
+/// of the decompressed records section (compressed batch).
+#[derive(Debug)]
+pub enum Value<'s> {
+    Mapped(&'s [u8]),
+    Decompressed(Bytes),
+}
+
+impl std::ops::Deref for Value<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Value::Mapped(v) => v,
+            Value::Decompressed(v) => v,
         }
-    };
+    }
+}
+
+impl Value<'_> {
+    /// An owned copy (a reference count for a decompressed value).
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            Value::Mapped(v) => Bytes::copy_from_slice(v),
+            Value::Decompressed(v) => v.clone(),
+        }
+    }
+}
+
+/// The record of `key` at `location` in `section` (a batch's records section), with its
+/// timestamp: found from the position hint when it checks out, else by walking the batch.
+fn find_record<'a>(section: &'a [u8], header: &BatchHeader, key: &[u8], location: Location) -> Option<(&'a [u8], i64)> {
+    let offset = location.offset;
     let is_record = |r: &batch::Record<'_>| r.offset == offset && r.key == Some(key);
     let untouched = i64::from(header.records_count) == i64::from(header.last_offset_delta) + 1;
     let at_position = location
         .position
         .filter(|_| untouched)
         .and_then(|p| section.get(p as usize..))
-        .and_then(|rest| batch::records_in(rest, &header).next())
+        .and_then(|rest| batch::records_in(rest, header).next())
         .filter(is_record);
     let record = match at_position {
         Some(r) => r,
-        None => batch::records_in(&section, &header).take_while(|r| r.offset <= offset).find(is_record)?,
+        None => batch::records_in(section, header).take_while(|r| r.offset <= offset).find(is_record)?,
     };
-    let timestamp = record_timestamp(&header, &record);
-    Some((section.slice_ref(record.value?), timestamp))
+    Some((record.value?, record_timestamp(header, &record)))
+}
+
+/// The value and timestamp of the record of `key` at `location`: see [`KvIndex::get`].
+pub(super) fn read_record<'s>(segments: &'s Segments, key: &[u8], location: Location) -> Option<(Value<'s>, i64)> {
+    let (batch, header) = segments.batch_at(location.offset)?;
+    let section = &batch[HEADER_SIZE..];
+    match header.compression() {
+        Ok(Compression::None) => find_record(section, &header, key, location).map(|(v, ts)| (Value::Mapped(v), ts)),
+        Ok(codec) => match codec::decompress(codec, section) {
+            Ok(section) => find_record(&section, &header, key, location)
+                .map(|(v, ts)| (Value::Decompressed(section.slice_ref(v)), ts)),
+            Err(e) => {
+                tracing::warn!(base_offset = header.base_offset, error = %e, "cannot read a value for the key-value view");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(base_offset = header.base_offset, error = %e, "cannot read a value for the key-value view");
+            None
+        }
+    }
 }
 
 impl KvIndex {
@@ -233,9 +269,10 @@ impl KvIndex {
         self.keys.get(key).map(|l| l.offset)
     }
 
-    /// The value and timestamp of the latest record of `key`, read from the log: a zero-copy
-    /// slice of the segment map for an uncompressed batch, a slice of the decompressed
-    /// records section for a compressed one.
+    /// The value and timestamp of the latest record of `key`, read from the log through
+    /// `segments` (a snapshot of its segments: one for many reads): borrowed from the segment
+    /// map for an uncompressed batch, a slice of the decompressed records section for a
+    /// compressed one.
     ///
     /// The index remembers where the record starts in its batch, so the read goes straight to
     /// it — but only in a batch that still holds one record per offset (which compaction has
@@ -245,14 +282,19 @@ impl KvIndex {
     /// `None` when the key has no value — and, defensively, when its record can no longer
     /// be read (removed from the log ahead of the view, or its batch does not decode: see
     /// the type docs); those cases are logged.
-    pub fn get(&self, reader: &LogReader, key: &[u8]) -> Option<(Bytes, i64)> {
+    pub fn get_in<'s>(&self, segments: &'s Segments, key: &[u8]) -> Option<(Value<'s>, i64)> {
         let location = self.keys.get(key)?;
-        let found = read_record(reader, key, location);
+        let found = read_record(segments, key, location);
         if found.is_none() {
             let offset = location.offset;
-            tracing::debug!(dir = %reader.dir().display(), offset, "indexed record is no longer readable");
+            tracing::debug!(offset, "indexed record is no longer readable");
         }
         found
+    }
+
+    /// [`KvIndex::get_in`] on the log's current segments, the value copied out.
+    pub fn get(&self, reader: &LogReader, key: &[u8]) -> Option<(Bytes, i64)> {
+        self.get_in(&reader.segments_now(), key).map(|(v, ts)| (v.to_bytes(), ts))
     }
 
     /// One step of Redis SCAN: keys from `cursor` in hash order, about `count` of them,

@@ -111,7 +111,9 @@ fn an_uncompressed_value_is_a_slice_of_the_segment_map_with_its_timestamp() {
     let reader = log.reader();
     let mut index = KvIndex::new();
     index.catch_up(&reader, log.log_end_offset()).expect("catch up");
-    let (v, ts) = index.get(&reader, b"j").expect("j");
+    let segments = reader.segments_now();
+    let (v, ts) = index.get_in(&segments, b"j").expect("j");
+    assert!(matches!(v, super::index::Value::Mapped(_)));
     assert_eq!((&v[..], ts), (&b"second"[..], NOW + 7));
     let batch = reader.read(0, 1, i64::MAX, true).expect("read").records;
     let range = batch.as_ptr() as usize..batch.as_ptr() as usize + batch.len();
@@ -376,7 +378,7 @@ fn a_wrong_or_missing_position_hint_falls_back_to_walking_the_batch() {
     append(&mut log, &[("d", Some("4")), ("e", Some("55"))], Compression::Zstd);
     let reader = log.reader();
     let read = |key: &str, offset: i64, position: Option<u32>| {
-        read_record(&reader, key.as_bytes(), Location { offset, position }).map(|(v, _)| v.to_vec())
+        read_record(&reader.segments_now(), key.as_bytes(), Location { offset, position }).map(|(v, _)| v.to_vec())
     };
     for (key, offset, value) in [("b", 1, &b"22"[..]), ("c", 2, b"333"), ("e", 4, b"55")] {
         for position in [None, Some(0), Some(1), Some(7), Some(MAX_POSITION - 1)] {

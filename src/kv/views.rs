@@ -3,13 +3,14 @@
 //! write (on any connection) sees it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use bytes::Bytes;
 
+use super::index::Value;
 use super::{Error, KvIndex};
 use crate::broker::{Broker, Partition};
-use crate::log::TopicPartition;
+use crate::log::{Segments, TopicPartition};
 
 /// One partition's view, tied to the partition it was built from (a deleted and re-created
 /// topic gets a fresh view).
@@ -39,9 +40,35 @@ pub struct View {
     pub index: Arc<RwLock<KvIndex>>,
 }
 
+/// A view held for a run of reads ([`View::reading`]): its index read-locked once and its
+/// log's segments looked up once, so each read is a key lookup and a borrowed slice of a
+/// segment map. No `.await` may happen while it is held.
+#[derive(Debug)]
+pub struct Reading<'v> {
+    index: RwLockReadGuard<'v, KvIndex>,
+    segments: Segments,
+    pub partition: i32,
+}
+
+impl Reading<'_> {
+    /// See [`KvIndex::get_in`].
+    pub fn get(&self, key: &[u8]) -> Option<(Value<'_>, i64)> {
+        self.index.get_in(&self.segments, key)
+    }
+}
+
 impl View {
+    /// The view for a run of reads.
+    pub fn reading(&self) -> Reading<'_> {
+        Reading {
+            index: self.index.read().unwrap_or_else(|p| p.into_inner()),
+            segments: self.partition.log.reader.segments_now(),
+            partition: self.partition.topic_partition.partition,
+        }
+    }
+
     pub fn get(&self, key: &[u8]) -> Option<(Bytes, i64)> {
-        self.index.read().unwrap_or_else(|p| p.into_inner()).get(&self.partition.log.reader, key)
+        self.reading().get(key).map(|(v, ts)| (v.to_bytes(), ts))
     }
 
     pub fn len(&self) -> usize {
@@ -95,6 +122,28 @@ impl Views {
             }
         }
         Ok(())
+    }
+
+    /// After a write through the RESP port: brings `partition`'s view, if one exists, up to
+    /// the high watermark while the records just written are hot in cache, so the next read
+    /// does not pay for a backlog of writes. Does nothing when the view is further behind
+    /// than an inline catch-up allows (the next read catches up off the event loop).
+    pub fn refresh(&self, partition: &Arc<Partition>) {
+        let index = {
+            let views = self.views.lock().unwrap_or_else(|p| p.into_inner());
+            match views.get(&partition.topic_partition) {
+                Some(e) if Arc::ptr_eq(&e.partition.log, &partition.log) => Arc::clone(&e.index),
+                _ => return,
+            }
+        };
+        let hwm = partition.high_watermark();
+        let mut index = index.write().unwrap_or_else(|p| p.into_inner());
+        let Some(next) = index.next_offset() else { return };
+        if (1..=INLINE_CATCH_UP).contains(&(hwm - next)) {
+            if let Err(e) = index.catch_up(&partition.log.reader, hwm) {
+                tracing::debug!(error = %e, "key-value view refresh failed; the next read retries");
+            }
+        }
     }
 
     /// Views of every partition of `topic` (none if it does not exist).

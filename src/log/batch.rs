@@ -541,6 +541,12 @@ impl<'a> Iterator for RecordIter<'a> {
     }
 }
 
+/// Bytes [`write_varint`] writes for `v`.
+fn varint_len(v: i64) -> usize {
+    let z = ((v << 1) ^ (v >> 63)) as u64;
+    (64 - (z | 1).leading_zeros() as usize).div_ceil(7)
+}
+
 fn write_varint(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
@@ -584,18 +590,27 @@ impl BatchBuilder {
         headers: &[(&str, &[u8])],
     ) -> &mut Self {
         let base = *self.base_timestamp.get_or_insert(timestamp);
-        let mut body = vec![0u8]; // record attributes (unused)
-        write_varint(&mut body, timestamp - base);
-        write_varint(&mut body, i64::from(self.count));
-        write_bytes(&mut body, key);
-        write_bytes(&mut body, value);
-        write_varint(&mut body, headers.len() as i64);
+        let bytes_len = |b: Option<&[u8]>| b.map_or(varint_len(-1), |b| varint_len(b.len() as i64) + b.len());
+        let body_len = 1 // record attributes (unused)
+            + varint_len(timestamp - base)
+            + varint_len(i64::from(self.count))
+            + bytes_len(key)
+            + bytes_len(value)
+            + varint_len(headers.len() as i64)
+            + headers.iter().map(|(k, v)| bytes_len(Some(k.as_bytes())) + bytes_len(Some(v))).sum::<usize>();
+        let out = &mut self.records;
+        out.reserve(varint_len(body_len as i64) + body_len);
+        write_varint(out, body_len as i64);
+        out.push(0);
+        write_varint(out, timestamp - base);
+        write_varint(out, i64::from(self.count));
+        write_bytes(out, key);
+        write_bytes(out, value);
+        write_varint(out, headers.len() as i64);
         for (k, v) in headers {
-            write_bytes(&mut body, Some(k.as_bytes()));
-            write_bytes(&mut body, Some(v));
+            write_bytes(out, Some(k.as_bytes()));
+            write_bytes(out, Some(v));
         }
-        write_varint(&mut self.records, body.len() as i64);
-        self.records.extend_from_slice(&body);
         self.count += 1;
         self.max_timestamp = self.max_timestamp.max(timestamp);
         self
@@ -631,6 +646,15 @@ impl BatchBuilder {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn varint_len_matches_what_write_varint_writes() {
+        for v in [0, 1, -1, 63, 64, -64, -65, 127, 128, 8191, 8192, i64::from(i32::MAX), i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            write_varint(&mut out, v);
+            assert_eq!(varint_len(v), out.len(), "{v}");
+        }
+    }
 
     /// A valid uncompressed batch of `values` (null keys), timestamps `base_timestamp + i`.
     pub(crate) fn make_batch(values: &[&[u8]], base_timestamp: i64) -> Vec<u8> {

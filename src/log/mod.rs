@@ -182,6 +182,43 @@ pub struct LogRead {
     pub log_end_offset: i64,
 }
 
+/// A log's segments at one moment ([`LogReader::segments_now`]): point reads of single
+/// batches that borrow from the segment maps — no reference count taken per read, no shared
+/// lock touched (the key-value view's pipelined GETs run many reads on one snapshot). A
+/// snapshot keeps its segments mapped, so hold it briefly: segments deleted meanwhile stay on
+/// disk until it is dropped.
+pub struct Segments {
+    segments: Arc<Vec<Arc<SegmentView>>>,
+    log_end_offset: i64,
+}
+
+impl Segments {
+    /// The whole batch that holds `offset` (bytes and parsed header), borrowed from its
+    /// segment's map; `None` when no batch at or below the snapshot's log end holds it (it
+    /// was removed by compaction or retention, or is not written yet).
+    pub fn batch_at(&self, offset: i64) -> Option<(&[u8], batch::BatchHeader)> {
+        if offset >= self.log_end_offset {
+            return None;
+        }
+        let i = self.segments.partition_point(|s| s.base_offset() <= offset).checked_sub(1)?;
+        let segment = &self.segments[i];
+        let found = segment.translate_offset(offset)?;
+        let header = found.header;
+        if header.base_offset > offset {
+            return None;
+        }
+        let start = found.position as usize;
+        let bytes = segment.log_bytes().get(start..start + header.size())?;
+        Some((bytes, header))
+    }
+}
+
+impl fmt::Debug for Segments {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segments").field("count", &self.segments.len()).finish_non_exhaustive()
+    }
+}
+
 /// State shared between the log, its readers and its flushers.
 #[derive(Debug)]
 struct Shared {
@@ -310,6 +347,12 @@ impl LogReader {
             }
         }
         Ok(LogRead { records: Bytes::new(), next_offset: offset, log_start_offset, log_end_offset })
+    }
+
+    /// The segments as they stand now, for many point reads without a lookup each: see
+    /// [`Segments`].
+    pub fn segments_now(&self) -> Segments {
+        Segments { segments: self.segments(), log_end_offset: self.log_end_offset() }
     }
 
     /// ListOffsets by timestamp: the first offset (≥ the log start offset) whose record

@@ -625,6 +625,15 @@ fn bulk(sink: &mut impl Sink, kind: u8, prefix: &[u8], payload: &Bytes) {
     sink.put(b"\r\n");
 }
 
+/// Appends a bulk string holding `payload` (the same bytes as `Reply::Bulk` under either
+/// protocol), copied from a borrowed slice.
+pub fn encode_bulk(payload: &[u8], out: &mut BytesMut) {
+    let sink = &mut Contiguous(out);
+    length_line(sink, b'$', payload.len());
+    sink.put(payload);
+    sink.put(b"\r\n");
+}
+
 fn aggregate(sink: &mut impl Sink, proto: Protocol, kind: u8, items: &[Reply]) {
     length_line(sink, kind, items.len());
     for item in items {

@@ -30,7 +30,7 @@ struct ClientInfo {
     lib_ver: String,
     resp: u8,
     created_ms: i64,
-    last_command: String,
+    last_command: &'static str,
 }
 
 impl ClientInfo {
@@ -276,8 +276,25 @@ static COMMANDS: &[Spec] = &[
     spec("hdel", -3, &["write", "fast"], (1, 1, 1), "hash", "Deletes one or more fields and their values from a hash."),
 ];
 
-fn lookup(name: &str) -> Option<&'static Spec> {
-    COMMANDS.iter().find(|s| s.name == name)
+/// The command named `name` (any case), with its place in [`COMMANDS`].
+fn lookup(name: &[u8]) -> Option<(usize, &'static Spec)> {
+    COMMANDS.iter().enumerate().find(|(_, s)| s.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// `weir_resp_commands_total` for each of [`COMMANDS`], then for unknown commands: handles
+/// registered once, because looking a labelled counter up costs more than a GET does.
+fn command_counters() -> &'static [metrics::Counter] {
+    static COUNTERS: std::sync::OnceLock<Vec<metrics::Counter>> = std::sync::OnceLock::new();
+    COUNTERS.get_or_init(|| {
+        let names = COMMANDS.iter().map(|s| s.name).chain(["unknown"]);
+        names.map(|name| metrics::counter!(crate::metrics::RESP_COMMANDS, "command" => name)).collect()
+    })
+}
+
+/// Counts `n` runs of the command named `name` (one of [`COMMANDS`]) in `/metrics`.
+pub fn count_command(name: &str, n: u64) {
+    let i = lookup(name.as_bytes()).map_or(COMMANDS.len(), |(i, _)| i);
+    command_counters()[i].increment(n);
 }
 
 fn bulk(s: impl Into<Bytes>) -> Reply {
@@ -307,13 +324,26 @@ pub fn is_plain_set(s: &Session, args: &[Bytes]) -> bool {
     args.len() == 3 && args[0].eq_ignore_ascii_case(b"set") && s.authenticated && s.subscriptions.count() == 0
 }
 
+/// Whether `args` is `GET key` that the session may run: pipelined GETs are answered as a
+/// run ([`super::kv::get_run`]).
+pub fn is_plain_get(s: &Session, args: &[Bytes]) -> bool {
+    args.len() == 2 && args[0].eq_ignore_ascii_case(b"get") && s.authenticated && s.subscriptions.count() == 0
+}
+
+impl Session {
+    /// Notes the last command run (CLIENT LIST's `cmd=`) for runs answered outside
+    /// [`execute`].
+    pub fn ran(&mut self, name: &'static str) {
+        self.info.last_command = name;
+    }
+}
+
 /// Runs one command. `args[0]` is the command name.
 pub async fn execute(broker: &Arc<Broker>, s: &mut Session, args: Vec<Bytes>) -> Outcome {
     let Some(first) = args.first() else { return Outcome::Replies(Vec::new()) };
-    let name = text(first).to_ascii_lowercase();
-    metrics::counter!(crate::metrics::RESP_COMMANDS, "command" => lookup(&name).map_or("unknown", |c| c.name))
-        .increment(1);
-    let Some(spec) = lookup(&name) else {
+    let found = lookup(first);
+    command_counters()[found.map_or(COMMANDS.len(), |(i, _)| i)].increment(1);
+    let Some((_, spec)) = found else {
         return Outcome::Reply(unknown_command(&text(first), &args[1..]));
     };
     let n = args.len() as i64;
@@ -323,7 +353,7 @@ pub async fn execute(broker: &Arc<Broker>, s: &mut Session, args: Vec<Bytes>) ->
     if !s.authenticated && !spec.flags.contains(&"no_auth") {
         return Outcome::Reply(Reply::error("NOAUTH Authentication required."));
     }
-    s.info.last_command = spec.name.to_owned();
+    s.info.last_command = spec.name;
     if s.subscriptions.count() > 0
         && s.protocol == Protocol::Resp2
         && !matches!(spec.name, "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ping" | "quit" | "reset")
@@ -537,7 +567,7 @@ fn command(args: &[Bytes]) -> Reply {
         if args.len() == 1 {
             COMMANDS.iter().collect()
         } else {
-            args[1..].iter().filter_map(|n| lookup(&text(n).to_ascii_lowercase())).collect()
+            args[1..].iter().filter_map(|n| lookup(n).map(|(_, s)| s)).collect()
         }
     };
     match text(sub).to_ascii_lowercase().as_str() {
@@ -547,10 +577,7 @@ fn command(args: &[Bytes]) -> Reply {
                 return Reply::Array(COMMANDS.iter().map(command_info).collect());
             }
             Reply::Array(
-                args[1..]
-                    .iter()
-                    .map(|n| lookup(&text(n).to_ascii_lowercase()).map_or(Reply::NullArray, command_info))
-                    .collect(),
+                args[1..].iter().map(|n| lookup(n).map(|(_, s)| s).map_or(Reply::NullArray, command_info)).collect(),
             )
         }
         "docs" => Reply::Map(names().into_iter().map(|c| (bulk(c.name), command_docs(c))).collect()),

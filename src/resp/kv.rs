@@ -18,12 +18,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::pubsub::glob_match;
-use super::Reply;
+use super::{encode_bulk, Protocol, Reply};
 use crate::broker::{now_ms, Broker, TopicError};
-use crate::kv::views::{partition_for_key, View};
+use crate::kv::views::{partition_for_key, Reading, View};
 use crate::log::batch::BatchBuilder;
 use crate::log::TopicPartition;
 
@@ -102,6 +102,7 @@ async fn write(
             return Err(Reply::error(format!("ERR topic {topic} has no partition {p}")));
         };
         broker.append(&partition, &builder.build()).await.map_err(storage_error)?;
+        broker.kv_views.refresh(&partition);
     }
     Ok(())
 }
@@ -305,11 +306,33 @@ async fn set(broker: &Arc<Broker>, topic: &str, args: &[Bytes]) -> Reply {
     }
 }
 
+/// A run of pipelined `GET key` commands, answered straight into `out`: the views are caught
+/// up and locked once for the run, and each value is copied from the log's maps into the
+/// reply — per GET, one key lookup and one batch located, nothing shared written to.
+pub async fn get_run(broker: &Arc<Broker>, run: &[Vec<Bytes>], proto: Protocol, out: &mut BytesMut) {
+    super::commands::count_command("get", run.len() as u64);
+    match views(broker, &broker.config.kv_topic).await {
+        Ok(views) => answer_gets(&views, run, proto, out),
+        Err(e) => run.iter().for_each(|_| e.encode(proto, out)),
+    }
+}
+
+fn answer_gets(views: &[View], run: &[Vec<Bytes>], proto: Protocol, out: &mut BytesMut) {
+    let readings: Vec<Reading<'_>> = views.iter().map(View::reading).collect();
+    for args in run {
+        let newest = readings.iter().filter_map(|r| r.get(&args[1])).max_by_key(|(_, ts)| *ts);
+        match newest {
+            Some((value, _)) => encode_bulk(&value, out),
+            None => Reply::Null.encode(proto, out),
+        }
+    }
+}
+
 /// A run of pipelined `SET key value` commands (no options): on a single-partition kv topic
 /// they are appended as one batch, and each gets its own reply; otherwise each runs alone.
 pub async fn set_run(broker: &Arc<Broker>, run: Vec<Vec<Bytes>>) -> Vec<Reply> {
     let topic = broker.config.kv_topic.clone();
-    metrics::counter!(crate::metrics::RESP_COMMANDS, "command" => "set").increment(run.len() as u64);
+    super::commands::count_command("set", run.len() as u64);
     if broker.partition_count(&topic) != Some(1) {
         let mut replies = Vec::with_capacity(run.len());
         for args in run {

@@ -27,4 +27,4 @@ pub mod kv;
 pub mod pubsub;
 pub mod server;
 
-pub use codec::{Limits, Protocol, ProtocolError, Reply, RequestParser, ZERO_COPY_MIN_LEN};
+pub use codec::{encode_bulk, Limits, Protocol, ProtocolError, Reply, RequestParser, ZERO_COPY_MIN_LEN};

@@ -68,7 +68,7 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         tasks.spawn(cleaner(Arc::clone(&broker), shutdown_rx.clone()));
     }
     tasks.spawn(http::serve(http, Arc::clone(&broker), metrics, shutdown_rx.clone()));
-    tasks.spawn(crate::resp::server::serve(resp, Arc::clone(&broker), shutdown_rx.clone()));
+    tasks.spawn(crate::resp::server::start(resp, Arc::clone(&broker), shutdown_rx.clone())?);
     let mut connections = JoinSet::new();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {

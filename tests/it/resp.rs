@@ -61,6 +61,27 @@ fn pipelined_and_inline_commands_are_answered_in_order() {
     let mut got = vec![0u8; want.len()];
     s.read_exact(&mut got).expect("read");
     assert_eq!(&got[..], want);
+    // One pipeline mixing runs of GETs (answered together) with SETs and DELs: every reply in
+    // order, and each GET sees the writes before it in the pipeline.
+    let mut pipeline = Vec::new();
+    for args in [
+        &["GET", "a"][..],
+        &["SET", "a", "1"],
+        &["SET", "b", "22"],
+        &["GET", "a"],
+        &["GET", "b"],
+        &["GET", "c"],
+        &["DEL", "a"],
+        &["GET", "a"],
+        &["get", "b"],
+        &["GET", "b", "extra"],
+    ] {
+        pipeline.extend(frame(args));
+    }
+    s.write_all(&pipeline).expect("write pipeline");
+    let want = "$-1\r\n+OK\r\n+OK\r\n$1\r\n1\r\n$2\r\n22\r\n$-1\r\n:1\r\n$-1\r\n$2\r\n22\r\n\
+                -ERR wrong number of arguments for 'get' command\r\n";
+    assert_eq!(String::from_utf8_lossy(&read_until(&mut s, b"command\r\n")), want);
 }
 
 #[test]
@@ -105,6 +126,72 @@ fn a_password_is_enforced_with_redis_errors() {
     let client = redis::Client::open(format!("redis://:s3cret@{}/", broker.resp_addr)).expect("client");
     let mut c = client.get_connection().expect("connect with password");
     assert_eq!(redis::cmd("PING").query::<String>(&mut c).expect("ping"), "PONG");
+}
+
+/// A RESP request as clients write it: an array of bulk strings.
+fn frame(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}
+
+/// Reads from `s` until what was read ends with `end`.
+fn read_until(s: &mut std::net::TcpStream, end: &[u8]) -> Vec<u8> {
+    let (mut buf, mut got) = (vec![0u8; 4096], Vec::new());
+    while !got.ends_with(end) {
+        let n = s.read(&mut buf).expect("read");
+        assert!(n > 0, "closed after: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+/// With several RESP threads, connections are spread over them and each sees the others'
+/// writes (the views are shared).
+#[test]
+fn connections_on_several_resp_threads_share_one_keyspace() {
+    let broker = TestBroker::start(&["resp.io-threads=3"]);
+    let mut conns: Vec<_> = (0..7).map(|_| connect(&broker)).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        redis::cmd("SET").arg(format!("k{i}")).arg(i).query::<()>(c).expect("set");
+    }
+    for c in &mut conns {
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query(c).expect("client id");
+        assert!(id > 0);
+        for i in 0..7 {
+            let v: i64 = redis::cmd("GET").arg(format!("k{i}")).query(c).expect("get");
+            assert_eq!(v, i as i64);
+        }
+    }
+}
+
+/// go-redis v9's connection set-up (`baseClient.initConn`), frame for frame — Go cannot be
+/// fetched on the CI machines, so its handshake is replayed: HELLO 3 with AUTH and SETNAME,
+/// then a pipeline with CLIENT SETNAME, then a pipeline of the two CLIENT SETINFO calls.
+#[test]
+fn go_redis_v9_handshake_is_answered() {
+    let broker = TestBroker::start(&["resp.requirepass=s3cret"]);
+    let mut s = std::net::TcpStream::connect(broker.resp_addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.write_all(&frame(&["hello", "3", "auth", "default", "s3cret", "setname", "orders-svc"])).expect("hello");
+    let hello = read_until(&mut s, b"modules\r\n*0\r\n");
+    assert!(hello.starts_with(b"%7\r\n"), "{}", String::from_utf8_lossy(&hello));
+    s.write_all(&frame(&["client", "setname", "orders-svc"])).expect("setname");
+    assert_eq!(read_until(&mut s, b"\r\n"), b"+OK\r\n");
+    let mut setinfo = frame(&["client", "setinfo", "LIB-NAME", "go-redis(,go1.22.5)"]);
+    setinfo.extend(frame(&["client", "setinfo", "LIB-VER", "9.7.0"]));
+    s.write_all(&setinfo).expect("setinfo");
+    assert_eq!(read_until(&mut s, b"+OK\r\n+OK\r\n"), b"+OK\r\n+OK\r\n");
+    // The connection is ready: RESP3 replies, and CLIENT INFO shows what go-redis set.
+    s.write_all(&frame(&["get", "nothing-here"])).expect("get");
+    assert_eq!(read_until(&mut s, b"\r\n"), b"_\r\n");
+    s.write_all(&frame(&["client", "info"])).expect("client info");
+    let info = String::from_utf8(read_until(&mut s, b"\n\r\n")).expect("utf-8");
+    for field in ["name=orders-svc", "lib-name=go-redis(,go1.22.5)", "lib-ver=9.7.0", "resp=3"] {
+        assert!(info.contains(field), "{field} missing: {info}");
+    }
 }
 
 fn kafka_consumer(broker: &TestBroker, topic: &str) -> BaseConsumer {
