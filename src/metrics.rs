@@ -32,6 +32,13 @@ pub const CLEANER_BYTES_READ: &str = "weir_cleaner_bytes_read_total";
 pub const CLEANER_BYTES_RECLAIMED: &str = "weir_cleaner_bytes_reclaimed_total";
 pub const CLEANER_RECORDS_REMOVED: &str = "weir_cleaner_records_removed_total";
 pub const CLEANER_ERRORS: &str = "weir_cleaner_errors_total";
+pub const PARTITION_REPLICAS: &str = "weir_partition_replicas";
+pub const PARTITION_ISR: &str = "weir_partition_in_sync_replicas";
+pub const UNDER_REPLICATED: &str = "weir_under_replicated_partitions";
+pub const OFFLINE_PARTITIONS: &str = "weir_offline_partitions";
+pub const DISK_FREE: &str = "weir_disk_free_bytes";
+pub const DISK_TOTAL: &str = "weir_disk_total_bytes";
+pub const BUILD_INFO: &str = "weir_build_info";
 
 /// Request latency buckets: 50 µs to 10 s, so both produce (sub-millisecond) and long-poll
 /// fetches (up to max_wait_ms) land in useful buckets.
@@ -79,6 +86,13 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "Records compaction removed (superseded, or expired tombstones), by topic."
     );
     describe_counter!(CLEANER_ERRORS, "Compaction passes that failed, by topic.");
+    describe_gauge!(PARTITION_REPLICAS, "Replicas assigned to the partition.");
+    describe_gauge!(PARTITION_ISR, "Replicas of the partition in sync (none while its log is offline).");
+    describe_gauge!(UNDER_REPLICATED, "Partitions with fewer in-sync replicas than replicas.");
+    describe_gauge!(OFFLINE_PARTITIONS, "Partitions whose log is offline after a storage error.");
+    describe_gauge!(DISK_FREE, Unit::Bytes, "Bytes available to weir on the data directory's filesystem.");
+    describe_gauge!(DISK_TOTAL, Unit::Bytes, "Size of the data directory's filesystem.");
+    describe_gauge!(BUILD_INFO, "1, labelled with the weir version and this broker's node id.");
     Ok(handle)
 }
 
@@ -86,6 +100,13 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 pub fn render(handle: &PrometheusHandle, broker: &Broker) -> String {
     let partitions = broker.all_partitions();
     metrics::gauge!(PARTITIONS).set(partitions.len() as f64);
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "node_id" => broker.config.node_id.to_string())
+        .set(1.0);
+    if let Ok((free, total)) = crate::log::mmap::disk_space(&broker.config.data_dir) {
+        metrics::gauge!(DISK_FREE).set(free as f64);
+        metrics::gauge!(DISK_TOTAL).set(total as f64);
+    }
+    let (mut under_replicated, mut offline) = (0usize, 0usize);
     for p in partitions {
         let labels =
             [("topic", p.topic_partition.topic.clone()), ("partition", p.topic_partition.partition.to_string())];
@@ -94,9 +115,16 @@ pub fn render(handle: &PrometheusHandle, broker: &Broker) -> String {
         metrics::gauge!(HIGH_WATERMARK, &labels).set(p.high_watermark() as f64);
         metrics::gauge!(LOG_START_OFFSET, &labels).set(reader.log_start_offset() as f64);
         metrics::gauge!(LOG_SIZE, &labels).set(reader.size() as f64);
-        let offline = p.log.log.lock().map(|l| l.offline_cause().is_some()).unwrap_or(true);
-        metrics::gauge!(LOG_OFFLINE, &labels).set(if offline { 1.0 } else { 0.0 });
+        let is_offline = p.is_offline();
+        metrics::gauge!(LOG_OFFLINE, &labels).set(if is_offline { 1.0 } else { 0.0 });
+        let (replicas, isr) = p.replica_sets(broker.config.node_id);
+        metrics::gauge!(PARTITION_REPLICAS, &labels).set(replicas.len() as f64);
+        metrics::gauge!(PARTITION_ISR, &labels).set(isr.len() as f64);
+        under_replicated += usize::from(isr.len() < replicas.len());
+        offline += usize::from(is_offline);
     }
+    metrics::gauge!(UNDER_REPLICATED).set(under_replicated as f64);
+    metrics::gauge!(OFFLINE_PARTITIONS).set(offline as f64);
     let mut text = handle.render();
     render_groups(&mut text, broker);
     text

@@ -77,6 +77,18 @@ impl Partition {
     pub fn log_start_offset(&self) -> i64 {
         self.log.reader.log_start_offset()
     }
+
+    /// Whether the log went offline after a storage error (appends and reads refused).
+    pub fn is_offline(&self) -> bool {
+        self.log.log.lock().map(|l| l.offline_cause().is_some()).unwrap_or(true)
+    }
+
+    /// Replicas and in-sync replicas as Metadata and `/metrics` report them: on a single
+    /// broker, this broker alone — and no replica in sync while the log is offline.
+    pub fn replica_sets(&self, node_id: i32) -> (Vec<i32>, Vec<i32>) {
+        let isr = if self.is_offline() { vec![] } else { vec![node_id] };
+        (vec![node_id], isr)
+    }
 }
 
 /// Why a topic operation failed, in terms handlers map to Kafka error codes.

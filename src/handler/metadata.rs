@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -19,14 +20,25 @@ fn topic_entry(broker: &Broker, t: &TopicMetadata) -> MetadataResponseTopic {
     let node = BrokerId(broker.config.node_id);
     let partitions = (0..t.partitions)
         .map(|p| {
-            let epoch = broker.partition(&crate::log::TopicPartition::new(&t.name, p)).map_or(0, |p| p.leader_epoch);
-            MetadataResponsePartition::default()
-                .with_partition_index(p)
-                .with_leader_id(node)
-                .with_leader_epoch(epoch)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
-                .with_offline_replicas(vec![])
+            let partition = broker.partition(&crate::log::TopicPartition::new(&t.name, p));
+            let epoch = partition.as_ref().map_or(0, |p| p.leader_epoch);
+            let offline = partition.as_ref().is_some_and(|p| p.is_offline());
+            let entry = MetadataResponsePartition::default().with_partition_index(p).with_leader_epoch(epoch);
+            if offline {
+                // The only replica's log failed: no leader, as Kafka reports an offline leader.
+                entry
+                    .with_error_code(ResponseError::LeaderNotAvailable.code())
+                    .with_leader_id(BrokerId(-1))
+                    .with_replica_nodes(vec![node])
+                    .with_isr_nodes(vec![])
+                    .with_offline_replicas(vec![node])
+            } else {
+                entry
+                    .with_leader_id(node)
+                    .with_replica_nodes(vec![node])
+                    .with_isr_nodes(vec![node])
+                    .with_offline_replicas(vec![])
+            }
         })
         .collect();
     MetadataResponseTopic::default()

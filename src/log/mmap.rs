@@ -1,5 +1,5 @@
-//! Memory-mapped files and the two raw system calls weir makes (`posix_fallocate`,
-//! `flock`): the only module with `unsafe`.
+//! Memory-mapped files and the raw system calls weir makes (`pwritev`, `posix_fallocate`,
+//! `flock`, `statvfs`): the only module with `unsafe`.
 //!
 //! A [`MappedFile`] maps a file read-only (including a region beyond its current end, which
 //! becomes readable as the file grows) once, for its whole life, and tracks how many bytes
@@ -318,4 +318,28 @@ pub fn try_lock_exclusive(file: &File) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// (bytes available to unprivileged users, total bytes) of the filesystem holding `path`:
+/// what `/metrics` reports so a "disk nearly full" alert fires before appends fail.
+///
+/// # Errors
+/// `statvfs` failed (the path is gone, or holds a NUL byte).
+pub fn disk_space(path: &Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c_path` is NUL-terminated and outlives the call; `stat` points to writable
+    // memory of the right type, read only after statvfs reports success (it then wrote it).
+    let stat = unsafe {
+        if libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        stat.assume_init()
+    };
+    // The statvfs fields are u32 or u64 depending on the target.
+    #[allow(clippy::useless_conversion)]
+    let (block, available, total) = (u64::from(stat.f_frsize), u64::from(stat.f_bavail), u64::from(stat.f_blocks));
+    Ok((available * block, total * block))
 }
