@@ -41,12 +41,8 @@ const API_VERSIONS_VERSION: i16 = 3;
 /// Why a request did not produce a response.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot reach {addr} (is `weir serve` running there?)")]
-    Connect {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot reach {addr}: {reason} — is `weir serve` running there?")]
+    Connect { addr: String, reason: String },
     #[error("cannot reach {addr}: no connection within {timeout:?} (is `weir serve` running there?)")]
     ConnectTimeout { addr: String, timeout: Duration },
     #[error("{api:?} v{version} to {addr} failed")]
@@ -88,6 +84,20 @@ pub enum Error {
     Correlation { addr: String, api: ApiKey, expected: i32, got: i32 },
 }
 
+/// Why a connect failed, as an operator reads it: "connection refused" rather than
+/// "Connection refused (os error 111)".
+fn connect_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        kind @ (K::ConnectionRefused
+        | K::ConnectionReset
+        | K::TimedOut
+        | K::HostUnreachable
+        | K::NetworkUnreachable) => kind.to_string(),
+        _ => e.to_string(),
+    }
+}
+
 /// One connection to one broker.
 #[derive(Debug)]
 pub struct Client {
@@ -107,7 +117,7 @@ impl Client {
     pub async fn connect(addr: &str) -> Result<Client, Error> {
         let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => stream,
-            Ok(Err(source)) => return Err(Error::Connect { addr: addr.to_owned(), source }),
+            Ok(Err(e)) => return Err(Error::Connect { addr: addr.to_owned(), reason: connect_reason(&e) }),
             Err(_elapsed) => return Err(Error::ConnectTimeout { addr: addr.to_owned(), timeout: CONNECT_TIMEOUT }),
         };
         // Requests are small and answered one at a time: send each at once.

@@ -28,15 +28,62 @@ enum Command {
     /// Offline tools over segment files (no broker needed).
     #[command(subcommand)]
     Log(LogCommand),
-    /// Consumer groups: list, describe, reset offsets, delete (Kafka protocol; works against
-    /// Apache Kafka too).
+    /// Topics: create, list, describe, alter configs, add partitions, delete, trim.
+    Topic {
+        #[command(flatten)]
+        bootstrap: Bootstrap,
+        #[command(subcommand)]
+        command: cli::topic::TopicCommand,
+    },
+    /// Produce lines from stdin as records.
+    Produce {
+        #[command(flatten)]
+        bootstrap: Bootstrap,
+        #[command(flatten)]
+        args: cli::produce::ProduceArgs,
+    },
+    /// Consume records and print them (JSON lines, or a format string).
+    Consume {
+        #[command(flatten)]
+        bootstrap: Bootstrap,
+        #[command(flatten)]
+        args: cli::consume::ConsumeArgs,
+    },
+    /// Consumer groups: list, describe, reset offsets, delete.
     Group {
-        /// A broker to ask first, HOST:PORT.
-        #[arg(long, env = "WEIR_BOOTSTRAP", default_value = "127.0.0.1:9092", global = true)]
-        bootstrap: String,
+        #[command(flatten)]
+        bootstrap: Bootstrap,
         #[command(subcommand)]
         command: GroupCommand,
     },
+    /// The cluster: brokers and controller (info), and whether it is healthy (health).
+    Cluster {
+        #[command(flatten)]
+        bootstrap: Bootstrap,
+        #[command(subcommand)]
+        command: cli::health::ClusterCommand,
+    },
+    /// A topic's offsets by time: latest (-1), earliest (-2) or a timestamp in ms.
+    Offsets {
+        #[command(flatten)]
+        bootstrap: Bootstrap,
+        #[command(flatten)]
+        args: cli::offsets::OffsetsArgs,
+    },
+    /// Print a shell completion script, e.g. `weir completions bash > /etc/bash_completion.d/weir`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Where the commands that talk to a broker connect (Kafka protocol: they work against
+/// Apache Kafka too).
+#[derive(clap::Args, Debug)]
+struct Bootstrap {
+    /// A broker to ask first, HOST:PORT.
+    #[arg(long, env = "WEIR_BOOTSTRAP", default_value = "127.0.0.1:9092", global = true)]
+    bootstrap: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -216,7 +263,21 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Log(LogCommand::Dump { files, format }) => cli::log::dump(&files, format),
         Command::Log(LogCommand::Verify { dir, format }) => cli::log::verify(&dir, format),
-        Command::Group { bootstrap, command } => group(&bootstrap, command),
+        Command::Topic { bootstrap, command } => cli::topic::run(&bootstrap.bootstrap, command),
+        Command::Produce { bootstrap, args } => cli::produce::run(&bootstrap.bootstrap, args),
+        Command::Consume { bootstrap, args } => cli::consume::run(&bootstrap.bootstrap, args),
+        Command::Group { bootstrap, command } => group(&bootstrap.bootstrap, command),
+        Command::Cluster { bootstrap, command } => cli::health::run(&bootstrap.bootstrap, command),
+        Command::Offsets { bootstrap, args } => cli::offsets::run(&bootstrap.bootstrap, args),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "weir",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

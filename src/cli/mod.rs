@@ -8,9 +8,14 @@
 //! text [`Table`], Kafka error names, and [`run_async`] for commands that talk to a broker.
 
 pub mod cluster;
+pub mod consume;
 pub mod group;
+pub mod health;
 pub mod log;
+pub mod offsets;
+pub mod produce;
 pub mod reset_offsets;
+pub mod topic;
 
 use std::future::Future;
 use std::io::Write;

@@ -4,6 +4,9 @@
 mod admin;
 mod cli_group;
 mod cli_log;
+mod cli_ops;
+mod cli_produce_consume;
+mod cli_topic;
 mod compaction;
 mod crash;
 mod disk_full;
