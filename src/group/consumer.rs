@@ -177,6 +177,15 @@ impl ConsumerGroup {
             .collect()
     }
 
+    /// Whether a member subscribes to `topic`, by name or by a regex matching the whole name
+    /// (Kafka's `isSubscribedToTopic`, which OffsetDelete consults). Kafka counts a regex's
+    /// matches among existing topics only; the two differ only for a topic that does not
+    /// exist. A static member that left temporarily still counts: it keeps its place.
+    pub fn is_subscribed_to(&self, topic: &str) -> bool {
+        let regexes = self.regexes();
+        self.members.values().any(|m| matches(m, topic, &regexes))
+    }
+
     /// The subscribed topics that exist, from the broker's `all_topics`.
     fn subscribed_topics(&self, all_topics: &BTreeMap<String, TopicInfo>) -> BTreeMap<String, TopicInfo> {
         let regexes = self.regexes();
@@ -771,6 +780,24 @@ mod tests {
         let r2 = g.heartbeat(p, &more, s, now, 0);
         assert_eq!(r2.member_epoch, r.member_epoch + 1);
         assert_eq!(r2.assignment.map(|a| count(&a)), Some(3));
+    }
+
+    #[test]
+    fn topics_subscribed_by_name_or_by_regex_count_as_subscribed() {
+        let now = Instant::now();
+        let s = Duration::from_secs(45);
+        let mut g = ConsumerGroup::new(0, 0);
+        assert!(!g.is_subscribed_to("orders-eu"), "an empty group subscribes to nothing");
+        let mut by_regex = join("m1", &[], 0, None);
+        by_regex.subscribed_topic_names = None;
+        by_regex.subscribed_topic_regex = Some("orders-.*".into());
+        let _ = g.heartbeat(by_regex, &topics(&[("orders-eu", 1)]), s, now, 0);
+        let _ = g.heartbeat(join("m2", &["payments"], 0, None), &topics(&[("orders-eu", 1)]), s, now, 0);
+        assert!(g.is_subscribed_to("orders-eu"));
+        assert!(g.is_subscribed_to("orders-us"), "a matching topic, existing or not");
+        assert!(g.is_subscribed_to("payments"), "by name, even before the topic exists");
+        assert!(!g.is_subscribed_to("xorders-eu"), "the regex must match the whole name");
+        assert!(!g.is_subscribed_to("audit"));
     }
 
     #[test]

@@ -626,6 +626,11 @@ impl Coordinator {
 
     /// OffsetDelete: per-partition errors, or a group-level one.
     ///
+    /// As in Kafka, a KIP-848 group may delete offsets whatever its state; only the topics a
+    /// member subscribes to (by name or by regex) are refused, per partition, with
+    /// GROUP_SUBSCRIBED_TO_TOPIC. A classic group with members must speak the consumer
+    /// protocol, whose subscriptions are read from the members' metadata.
+    ///
     /// # Errors
     /// GROUP_ID_NOT_FOUND; NON_EMPTY_GROUP for a non-consumer protocol group with members.
     pub async fn delete_offsets(
@@ -638,22 +643,21 @@ impl Coordinator {
         let Some(group) = groups.get(group_id).filter(|g| !g.is_dead()) else {
             return Err(code::GROUP_ID_NOT_FOUND);
         };
-        let subscribed: Vec<String> = match &group.kind {
+        let classic_topics: Vec<String> = match &group.kind {
             Kind::Classic(g) if g.state == ClassicState::Empty => Vec::new(),
             Kind::Classic(g) if g.protocol_type.as_deref() == Some("consumer") => g.subscribed_topics(),
             Kind::Classic(_) => return Err(code::NON_EMPTY_GROUP),
-            Kind::Consumer(g) => {
-                let mut names: Vec<String> = g.members.values().flat_map(|m| m.subscribed_names.clone()).collect();
-                names.sort();
-                names.dedup();
-                names
-            }
+            Kind::Consumer(_) => Vec::new(),
+        };
+        let subscribed = |topic: &str| match &group.kind {
+            Kind::Consumer(g) => g.is_subscribed_to(topic),
+            Kind::Classic(_) => classic_topics.iter().any(|t| t == topic),
         };
         let mut out = Vec::new();
         let mut records = Vec::new();
         for (topic, partitions) in topics {
             for p in partitions {
-                let code = if subscribed.contains(topic) {
+                let code = if subscribed(topic) {
                     code::GROUP_SUBSCRIBED_TO_TOPIC
                 } else if broker.topic(topic).is_none() {
                     code::UNKNOWN_TOPIC_OR_PARTITION

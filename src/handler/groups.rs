@@ -328,9 +328,12 @@ pub async fn offset_fetch(broker: &Arc<Broker>, ctx: &RequestContext, req: Offse
     OffsetFetchResponse::default().with_groups(groups)
 }
 
+/// ListGroups: classic and KIP-848 groups alike, with Kafka's state names (v4+) and group
+/// types (v5+). Both filters are case-insensitive, as Kafka's `listGroups` (which also trims
+/// the states); a type Kafka does not know matches no group.
 pub async fn list_groups(broker: &Arc<Broker>, ctx: &RequestContext, req: ListGroupsRequest) -> ListGroupsResponse {
     let v = ctx.api_version;
-    let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
+    let states: Vec<String> = req.states_filter.iter().map(|s| s.trim().to_lowercase()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let groups = broker
         .groups
@@ -344,7 +347,9 @@ pub async fn list_groups(broker: &Arc<Broker>, ctx: &RequestContext, req: ListGr
                         .with_group_id(GroupId(s(id.clone())))
                         .with_protocol_type(s(g.protocol_type()))
                         .with_group_state(if v >= 4 { s(g.state_name()) } else { s("") })
-                        .with_group_type(if v >= 5 { s(capitalized(g.type_name())) } else { s("") })
+                        // Kafka's coordinator sends its `Group.GroupType` names, lower case
+                        // ("classic", "consumer"); clients parse them case-insensitively.
+                        .with_group_type(if v >= 5 { s(g.type_name()) } else { s("") })
                 })
                 .collect()
         })
@@ -352,23 +357,22 @@ pub async fn list_groups(broker: &Arc<Broker>, ctx: &RequestContext, req: ListGr
     ListGroupsResponse::default().with_groups(groups)
 }
 
-/// Kafka spells group types "Classic" and "Consumer" in responses.
-fn capitalized(name: &str) -> String {
-    let mut c = name.chars();
-    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+/// Kafka's answer for a group DescribeGroups cannot describe: "Dead" and, from v6 (which
+/// added the error message), GROUP_ID_NOT_FOUND with `message`.
+fn not_described(id: &str, v: i16, message: String) -> DescribedGroup {
+    let d = DescribedGroup::default().with_group_id(GroupId(s(id))).with_group_state(s("Dead"));
+    if v >= 6 {
+        d.with_error_code(code::GROUP_ID_NOT_FOUND).with_error_message(Some(s(message)))
+    } else {
+        d
+    }
 }
 
 fn describe_classic(id: &str, g: &Group, v: i16) -> DescribedGroup {
-    let base = DescribedGroup::default().with_group_id(GroupId(s(id))).with_protocol_type(s(g.protocol_type()));
     let Kind::Classic(c) = &g.kind else {
-        let e = DescribedGroup::default().with_group_id(GroupId(s(id))).with_group_state(s("Dead"));
-        return if v >= 6 {
-            e.with_error_code(code::GROUP_ID_NOT_FOUND)
-                .with_error_message(Some(s(format!("Group {id} is not a classic group."))))
-        } else {
-            e
-        };
+        return not_described(id, v, format!("Group {id} is not a classic group."));
     };
+    let base = DescribedGroup::default().with_group_id(GroupId(s(id))).with_protocol_type(s(g.protocol_type()));
     let stable = c.state == ClassicState::Stable;
     let protocol = c.protocol.clone().unwrap_or_default();
     let members = c
@@ -389,6 +393,13 @@ fn describe_classic(id: &str, g: &Group, v: i16) -> DescribedGroup {
         .with_members(members)
 }
 
+/// DescribeGroups describes classic groups only, as Kafka's coordinator does
+/// (`GroupMetadataManager.describeGroups` looks the group up with `classicGroup()`): a
+/// KIP-848 group, like an unknown one, is "Dead" with no members, and from v6
+/// GROUP_ID_NOT_FOUND ("Group G is not a classic group."). Kafka's admin client
+/// (`DescribeConsumerGroupsHandler`) and librdkafka describe a group with
+/// ConsumerGroupDescribe first and fall back to DescribeGroups only on GROUP_ID_NOT_FOUND
+/// or UNSUPPORTED_VERSION, so a KIP-848 group is described by [`consumer_group_describe`].
 pub async fn describe_groups(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
@@ -402,15 +413,7 @@ pub async fn describe_groups(
                 .iter()
                 .map(|id| match groups.get(id.as_str()) {
                     Some(g) => describe_classic(id, g, v),
-                    None => {
-                        let d = DescribedGroup::default().with_group_id(id.clone()).with_group_state(s("Dead"));
-                        if v >= 6 {
-                            d.with_error_code(code::GROUP_ID_NOT_FOUND)
-                                .with_error_message(Some(s(format!("Group {} not found.", id.as_str()))))
-                        } else {
-                            d
-                        }
-                    }
+                    None => not_described(id, v, format!("Group {} not found.", id.as_str())),
                 })
                 .collect()
         })
@@ -619,4 +622,24 @@ pub async fn consumer_group_describe(
         })
         .await;
     ConsumerGroupDescribeResponse::default().with_groups(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::consumer::ConsumerGroup;
+
+    fn consumer_group() -> Group {
+        Group { offsets: BTreeMap::new(), kind: Kind::Consumer(ConsumerGroup::new(3, 0)) }
+    }
+
+    #[test]
+    fn describe_groups_answers_a_kip848_group_as_kafka_does_dead_and_from_v6_not_found() {
+        let v5 = describe_classic("g", &consumer_group(), 5);
+        assert_eq!((v5.group_state.as_str(), v5.error_code, v5.members.len()), ("Dead", code::NONE, 0));
+        assert_eq!((v5.protocol_type.as_str(), v5.error_message), ("", None));
+        let v6 = describe_classic("g", &consumer_group(), 6);
+        assert_eq!((v6.group_state.as_str(), v6.error_code), ("Dead", code::GROUP_ID_NOT_FOUND));
+        assert_eq!(v6.error_message.as_deref(), Some("Group g is not a classic group."));
+    }
 }

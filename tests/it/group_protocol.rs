@@ -1,7 +1,8 @@
 //! The group coordinator at the wire level (weir's own Kafka client): the error codes Kafka
 //! returns at each step of the classic protocol, old and new API versions, batched
 //! FindCoordinator and LeaveGroup, multi-group OffsetFetch, listing, deletion and
-//! OffsetDelete.
+//! OffsetDelete; and how a KIP-848 group (librdkafka members) is described, listed and
+//! guarded from deletion.
 
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -12,9 +13,10 @@ use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use weir::client::Client;
 
-use crate::util::TestBroker;
+use crate::util::{kip848_member, TestBroker};
 
 // Kafka's error codes.
 const NONE: i16 = 0;
@@ -99,9 +101,13 @@ async fn client(broker: &TestBroker) -> Client {
 }
 
 async fn create_topic(c: &mut Client, name: &str) {
+    create_partitioned_topic(c, name, 1).await;
+}
+
+async fn create_partitioned_topic(c: &mut Client, name: &str, partitions: i32) {
     let req = CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
         .with_name(TopicName(s(name)))
-        .with_num_partitions(1)
+        .with_num_partitions(partitions)
         .with_replication_factor(1)]);
     let r = c.request(5, &req).await.expect("create topics");
     assert_eq!(r.topics[0].error_code, NONE);
@@ -284,4 +290,145 @@ async fn static_members_are_fenced_by_instance_id() {
         .with_group_id(GroupId(s("sg")))
         .with_members(vec![MemberIdentity::default().with_member_id(s("")).with_group_instance_id(Some(s("i1")))]);
     assert_eq!(a.request(3, &leave).await.expect("leave").members[0].error_code, NONE);
+}
+
+const DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The partitions librdkafka says `c` owns.
+fn owned(c: &BaseConsumer) -> Vec<i32> {
+    let mut ps: Vec<i32> =
+        c.assignment().map(|a| a.elements().iter().map(|e| e.partition()).collect()).unwrap_or_default();
+    ps.sort();
+    ps
+}
+
+/// ConsumerGroupDescribe (v1) of one group.
+async fn consumer_describe(c: &mut Client, group: &str) -> consumer_group_describe_response::DescribedGroup {
+    let req = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]);
+    let mut r = c.request(1, &req).await.expect("consumer group describe");
+    r.groups.remove(0)
+}
+
+/// DescribeGroups of one group at `version`.
+async fn describe(c: &mut Client, group: &str, version: i16) -> describe_groups_response::DescribedGroup {
+    let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]);
+    let mut r = c.request(version, &req).await.expect("describe groups");
+    r.groups.remove(0)
+}
+
+/// ListGroups (v5) with filters: the entry of `group`, if listed.
+async fn listed(
+    c: &mut Client,
+    group: &str,
+    states: &[&str],
+    types: &[&str],
+) -> Option<list_groups_response::ListedGroup> {
+    let req = ListGroupsRequest::default()
+        .with_states_filter(states.iter().map(|x| s(x)).collect())
+        .with_types_filter(types.iter().map(|x| s(x)).collect());
+    let r = c.request(5, &req).await.expect("list groups");
+    assert_eq!(r.error_code, NONE);
+    r.groups.into_iter().find(|g| g.group_id.as_str() == group)
+}
+
+fn offset_delete(group: &str, topics: &[&str]) -> OffsetDeleteRequest {
+    OffsetDeleteRequest::default().with_group_id(GroupId(s(group))).with_topics(
+        topics
+            .iter()
+            .map(|t| {
+                OffsetDeleteRequestTopic::default()
+                    .with_name(TopicName(s(t)))
+                    .with_partitions(vec![OffsetDeleteRequestPartition::default().with_partition_index(0)])
+            })
+            .collect(),
+    )
+}
+
+async fn delete_group(c: &mut Client, group: &str) -> i16 {
+    let r = c.request(2, &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(group))])).await;
+    r.expect("delete groups").results[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kip848_group_is_described_by_consumer_group_describe_and_listed_as_a_consumer_group() {
+    let broker =
+        TestBroker::start(&["group.consumer.heartbeat.interval.ms=300", "group.consumer.session.timeout.ms=6000"]);
+    let mut c = client(&broker).await;
+    create_partitioned_topic(&mut c, "orders", 2).await;
+    create_topic(&mut c, "audit").await;
+    // An offset of a topic the members will not subscribe to (an admin-style commit).
+    let r = c.request(2, &commit("kip848", "", -1, "audit", 3)).await.expect("commit");
+    assert_eq!(r.topics[0].partitions[0].error_code, NONE);
+
+    let a = kip848_member(&broker, "kip848", "orders", "member-a");
+    let b = kip848_member(&broker, "kip848", "orders", "member-b");
+    // Both members own one partition, and the coordinator sees the group reconciled to it.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let described = loop {
+        for m in [&a, &b] {
+            let _ = m.poll(std::time::Duration::from_millis(50));
+        }
+        let (pa, pb) = (owned(&a), owned(&b));
+        let d = consumer_describe(&mut c, "kip848").await;
+        if pa.len() == 1 && pb.len() == 1 && pa != pb && d.group_state.as_str() == "Stable" {
+            break (d, pa, pb);
+        }
+        assert!(std::time::Instant::now() < deadline, "never stable: a {pa:?}, b {pb:?}, {d:?}");
+    };
+    let (d, pa, pb) = described;
+    assert_eq!((d.error_code, d.members.len(), d.assignor_name.as_str()), (NONE, 2, "uniform"));
+    for (client_id, partitions) in [("member-a", &pa), ("member-b", &pb)] {
+        let m = d.members.iter().find(|m| m.client_id.as_str() == client_id).expect("member described");
+        assert!(m.client_host.starts_with('/'), "Kafka's host form: {:?}", m.client_host);
+        assert_eq!(m.subscribed_topic_names.iter().map(|t| t.as_str()).collect::<Vec<_>>(), ["orders"]);
+        let topics = &m.assignment.topic_partitions;
+        assert_eq!(topics.len(), 1);
+        assert_eq!((topics[0].topic_name.as_str(), &topics[0].partitions), ("orders", partitions));
+    }
+
+    // DescribeGroups is Kafka's classic-group API: a KIP-848 group is "Dead" there, with
+    // GROUP_ID_NOT_FOUND from v6, exactly like an unknown group.
+    for (group, message) in [("kip848", "Group kip848 is not a classic group."), ("nope", "Group nope not found.")] {
+        let v5 = describe(&mut c, group, 5).await;
+        assert_eq!((v5.group_state.as_str(), v5.error_code, v5.members.len()), ("Dead", NONE, 0), "{group} v5");
+        let v6 = describe(&mut c, group, 6).await;
+        assert_eq!((v6.group_state.as_str(), v6.error_code), ("Dead", GROUP_ID_NOT_FOUND), "{group} v6");
+        assert_eq!(v6.error_message.as_deref(), Some(message));
+    }
+    let d = consumer_describe(&mut c, "nope").await;
+    assert_eq!(d.error_code, GROUP_ID_NOT_FOUND);
+
+    // ListGroups: the consumer protocol type, Kafka's state and group type names; both
+    // filters are case-insensitive.
+    let g = listed(&mut c, "kip848", &[], &[]).await.expect("listed");
+    assert_eq!(
+        (g.protocol_type.as_str(), g.group_state.as_str(), g.group_type.as_str()),
+        ("consumer", "Stable", "consumer")
+    );
+    assert!(listed(&mut c, "kip848", &["STABLE"], &["Consumer"]).await.is_some());
+    assert!(listed(&mut c, "kip848", &[], &["classic"]).await.is_none());
+    assert!(listed(&mut c, "kip848", &["Empty"], &[]).await.is_none());
+
+    // With members: the group cannot be deleted, nor the offsets of its subscribed topic;
+    // the offsets of any other topic can.
+    assert_eq!(delete_group(&mut c, "kip848").await, NON_EMPTY_GROUP);
+    let r = c.request(0, &offset_delete("kip848", &["orders", "audit"])).await.expect("offset delete");
+    assert_eq!(r.error_code, NONE);
+    let code_of = |t: &str| r.topics.iter().find(|x| x.name.as_str() == t).map(|x| x.partitions[0].error_code);
+    assert_eq!((code_of("orders"), code_of("audit")), (Some(GROUP_SUBSCRIBED_TO_TOPIC), Some(NONE)));
+    let fetch = OffsetFetchRequest::default()
+        .with_groups(vec![OffsetFetchRequestGroup::default().with_group_id(GroupId(s("kip848"))).with_topics(None)]);
+    let r = c.request(8, &fetch).await.expect("offset fetch");
+    assert!(r.groups[0].topics.iter().all(|t| t.name.as_str() != "audit"), "audit's offset is gone: {r:?}");
+
+    // Once the members are gone the group is Empty, and can be deleted.
+    drop((a, b));
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while listed(&mut c, "kip848", &["Empty"], &[]).await.is_none() {
+        assert!(std::time::Instant::now() < deadline, "the group never emptied");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(delete_group(&mut c, "kip848").await, NONE);
+    assert_eq!(delete_group(&mut c, "kip848").await, GROUP_ID_NOT_FOUND);
+    assert!(listed(&mut c, "kip848", &[], &[]).await.is_none());
 }

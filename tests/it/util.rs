@@ -191,3 +191,23 @@ impl Drop for TestBroker {
         }
     }
 }
+
+/// A librdkafka member speaking KIP-848 (`group.protocol=consumer`), subscribed to `topic`.
+pub fn kip848_member(
+    broker: &TestBroker,
+    group: &str,
+    topic: &str,
+    client_id: &str,
+) -> rdkafka::consumer::BaseConsumer {
+    let c: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", group)
+        .set("group.protocol", "consumer")
+        .set("client.id", client_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    rdkafka::consumer::Consumer::subscribe(&c, &[topic]).expect("subscribe");
+    c
+}
