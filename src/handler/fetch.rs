@@ -79,32 +79,24 @@ fn read_partition(
     }
 }
 
-/// Counts the bytes and records a response sends (batch headers only: each carries its
-/// record count).
-fn count_out(response: &FetchResponse) {
-    for topic in &response.responses {
-        let (mut bytes, mut records) = (0u64, 0i64);
-        for p in &topic.partitions {
-            let data = p.records.as_deref().unwrap_or_default();
-            bytes += data.len() as u64;
-            records +=
-                crate::log::batch::HeaderIter::new(data, 0).map(|b| i64::from(b.header.records_count)).sum::<i64>();
-        }
-        if bytes > 0 {
-            let name = topic.topic.0.to_string();
-            metrics::counter!(crate::metrics::BYTES_OUT, "topic" => name.clone()).increment(bytes);
-            metrics::counter!(crate::metrics::RECORDS_OUT, "topic" => name).increment(records.max(0) as u64);
-        }
+/// Counts the bytes and records a response sends, on each partition's topic counters
+/// (batch headers only: each carries its record count).
+fn count_out(served: &[(Arc<Partition>, Bytes)]) {
+    for (partition, data) in served {
+        let records: i64 = crate::log::batch::HeaderIter::new(data, 0).map(|b| i64::from(b.header.records_count)).sum();
+        partition.counters.bytes_out.increment(data.len() as u64);
+        partition.counters.records_out.increment(records.max(0) as u64);
     }
 }
 
 /// One pass over the request: the response, the record bytes it holds, whether any partition
-/// has an error (errors are answered at once).
-fn collect(broker: &Broker, version: i16, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+/// has an error (errors are answered at once), and the partitions that returned records.
+fn collect(broker: &Broker, version: i16, req: &FetchRequest) -> Collected {
     let mut remaining = usize::try_from(req.max_bytes).unwrap_or(0);
     let mut total = 0usize;
     let mut any_error = false;
     let mut topics = Vec::with_capacity(req.topics.len());
+    let mut served = Vec::new();
     for topic in &req.topics {
         let name = topic_name(broker, version, &topic.topic, topic.topic_id);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
@@ -117,7 +109,7 @@ fn collect(broker: &Broker, version: i16, req: &FetchRequest) -> (FetchResponse,
                 }
                 Some(partition) => {
                     let limit = usize::try_from(p.partition_max_bytes).unwrap_or(0).min(remaining);
-                    read_partition(
+                    let data = read_partition(
                         broker,
                         &partition,
                         p.partition,
@@ -125,7 +117,11 @@ fn collect(broker: &Broker, version: i16, req: &FetchRequest) -> (FetchResponse,
                         p.current_leader_epoch,
                         limit,
                         total == 0,
-                    )
+                    );
+                    if let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) {
+                        served.push((partition, records.clone()));
+                    }
+                    data
                 }
             };
             any_error |= data.error_code != code::NONE;
@@ -146,7 +142,14 @@ fn collect(broker: &Broker, version: i16, req: &FetchRequest) -> (FetchResponse,
                 .with_partitions(partitions),
         );
     }
-    (FetchResponse::default().with_responses(topics), total, any_error)
+    Collected { response: FetchResponse::default().with_responses(topics), bytes: total, any_error, served }
+}
+
+struct Collected {
+    response: FetchResponse,
+    bytes: usize,
+    any_error: bool,
+    served: Vec<(Arc<Partition>, Bytes)>,
 }
 
 pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
@@ -159,13 +162,13 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
         // Mark the current version seen before reading, so an append racing the read below
         // still wakes the wait.
         appends.borrow_and_update();
-        let (response, bytes, any_error) = collect(broker, ctx.api_version, &req);
+        let Collected { response, bytes, any_error, served } = collect(broker, ctx.api_version, &req);
         if bytes >= min_bytes.max(1) || any_error || Instant::now() >= deadline {
-            count_out(&response);
+            count_out(&served);
             return response;
         }
         tokio::select! {
-            changed = appends.changed() => if changed.is_err() { count_out(&response); return response },
+            changed = appends.changed() => if changed.is_err() { count_out(&served); return response },
             () = tokio::time::sleep_until(deadline) => {}
         }
     }

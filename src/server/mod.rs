@@ -52,11 +52,12 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     let resp_addr = resp.local_addr()?;
     let advertised = config.advertised_addr.clone().unwrap_or_else(|| (kafka_addr.ip().to_string(), kafka_addr.port()));
     let data_dir = config.data_dir.clone();
+    // Before the broker opens: partitions register their metric handles as they open.
+    let metrics = crate::metrics::install()?;
     let broker = tokio::task::spawn_blocking(move || Broker::open(config, advertised))
         .await?
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
     let broker = Arc::new(broker);
-    let metrics = crate::metrics::install()?;
     write_runtime_info(&data_dir, &RuntimeInfo { pid: std::process::id(), kafka_addr, http_addr, resp_addr })?;
     tracing::info!(%kafka_addr, %http_addr, %resp_addr, data_dir = %data_dir.display(), cluster_id = %broker.cluster_id, "weir is serving");
 
