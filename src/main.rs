@@ -70,6 +70,14 @@ enum Command {
         #[command(flatten)]
         args: cli::offsets::OffsetsArgs,
     },
+    /// Load generators: produce or consume as fast as possible and report throughput and
+    /// latency.
+    Bench {
+        #[command(flatten)]
+        bootstrap: Bootstrap,
+        #[command(subcommand)]
+        command: cli::bench::BenchCommand,
+    },
     /// Print a shell completion script, e.g. `weir completions bash > /etc/bash_completion.d/weir`.
     Completions {
         #[arg(value_enum)]
@@ -269,6 +277,7 @@ fn main() -> ExitCode {
         Command::Group { bootstrap, command } => group(&bootstrap.bootstrap, command),
         Command::Cluster { bootstrap, command } => cli::health::run(&bootstrap.bootstrap, command),
         Command::Offsets { bootstrap, args } => cli::offsets::run(&bootstrap.bootstrap, args),
+        Command::Bench { bootstrap, command } => cli::bench::run(&bootstrap.bootstrap, command),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

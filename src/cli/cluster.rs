@@ -20,13 +20,13 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::Refused;
+use super::{host_port, Refused, METADATA_VERSION};
 use crate::client::Client;
 use crate::log::TopicPartition;
 
-/// Versions both Kafka 3.x/4.x and weir serve. FindCoordinator v3 is the last single-key one.
+/// Versions both Kafka 3.x/4.x and weir serve (Metadata's is [`METADATA_VERSION`], shared
+/// with `weir cluster health`). FindCoordinator v3 is the last single-key one.
 const FIND_COORDINATOR_VERSION: i16 = 3;
-const METADATA_VERSION: i16 = 9;
 const LIST_OFFSETS_VERSION: i16 = 7;
 
 /// ListOffsets timestamps with special meanings (Kafka's protocol).
@@ -256,24 +256,9 @@ impl Cluster {
     }
 }
 
-/// `host:port`, bracketing IPv6 literals.
-fn host_port(host: &str, port: i32) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ipv6_hosts_are_bracketed() {
-        assert_eq!(host_port("broker-1", 9092), "broker-1:9092");
-        assert_eq!(host_port("::1", 9092), "[::1]:9092");
-    }
 
     #[test]
     fn a_one_broker_cluster_is_reached_through_the_bootstrap_address() {

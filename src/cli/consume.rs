@@ -37,8 +37,8 @@
 //! and a broker that cannot be reached.
 
 mod member;
-mod output;
-mod records;
+pub(crate) mod output;
+pub(crate) mod records;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufWriter, Write};
@@ -70,7 +70,7 @@ const FETCH_VERSION: i16 = 12;
 
 /// Longest a fetch waits for new records: librdkafka's `fetch.wait.max.ms`. A fetch also
 /// ends in time for the next heartbeat or commit; a signal interrupts it at once.
-const MAX_WAIT: Duration = Duration::from_millis(500);
+pub(crate) const MAX_WAIT: Duration = Duration::from_millis(500);
 
 /// Fetch size limits, Kafka's consumer defaults (`fetch.max.bytes`,
 /// `max.partition.fetch.bytes`). A batch larger than the partition limit still arrives
@@ -159,16 +159,9 @@ async fn consume(bootstrap: &str, args: ConsumeArgs, format: Option<Vec<Piece>>)
     }
     let output = Output { out: BufWriter::with_capacity(256 * 1024, std::io::stdout().lock()), format };
     let mut consumer = Consumer {
-        topic: args.topic.clone(),
-        start: args.offset,
-        cluster,
-        topology,
-        fetchers: HashMap::new(),
-        partitions: BTreeMap::new(),
-        output,
-        printed: 0,
         limit: args.num,
         exit_at_end: args.exit_at_end,
+        ..Consumer::new(cluster, topology, &args.topic, args.offset, output)
     };
     let mut member = match &args.group {
         Some(group) => Some(Member::join(&mut consumer.cluster, group, &args.topic).await?),
@@ -205,7 +198,7 @@ async fn consume(bootstrap: &str, args: ConsumeArgs, format: Option<Vec<Piece>>)
 
 /// A receiver that turns true on SIGINT (Ctrl-C) or SIGTERM. A second signal exits at once
 /// (130), for a broker that does not answer the goodbye.
-fn shutdown_signal() -> anyhow::Result<watch::Receiver<bool>> {
+pub(crate) fn shutdown_signal() -> anyhow::Result<watch::Receiver<bool>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
@@ -227,9 +220,9 @@ fn shutdown_signal() -> anyhow::Result<watch::Receiver<bool>> {
 
 /// Where one partition is read.
 #[derive(Debug, Clone, Copy)]
-struct Position {
+pub(crate) struct Position {
     /// The next offset to print.
-    offset: i64,
+    pub(crate) offset: i64,
     /// From the last fetch; `None` before the first.
     high_watermark: Option<i64>,
     /// Since when the partition keeps failing with retriable errors.
@@ -237,7 +230,7 @@ struct Position {
 }
 
 impl Position {
-    fn new(offset: i64) -> Position {
+    pub(crate) fn new(offset: i64) -> Position {
         Position { offset, high_watermark: None, failing_since: None }
     }
 
@@ -247,16 +240,16 @@ impl Position {
 }
 
 #[derive(Debug)]
-struct Consumer {
-    topic: String,
+pub(crate) struct Consumer {
+    pub(crate) topic: String,
     start: StartAt,
-    cluster: Cluster,
-    topology: Topology,
+    pub(crate) cluster: Cluster,
+    pub(crate) topology: Topology,
     /// Fetch connections by leader address, apart from the cluster's own connections so that
     /// an interrupted fetch never breaks a connection the group requests use.
-    fetchers: HashMap<String, Client>,
+    pub(crate) fetchers: HashMap<String, Client>,
     /// The partitions read now, with positions.
-    partitions: BTreeMap<i32, Position>,
+    pub(crate) partitions: BTreeMap<i32, Position>,
     output: Output,
     printed: u64,
     limit: Option<u64>,
@@ -265,13 +258,30 @@ struct Consumer {
 
 /// What one fetch round found that needs the cluster.
 #[derive(Debug, Default)]
-struct Round {
-    out_of_range: Vec<i32>,
+pub(crate) struct Round {
+    pub(crate) out_of_range: Vec<i32>,
     /// Partitions without a leader or whose leader moved: refresh Metadata.
-    stale: Vec<(i32, i16)>,
+    pub(crate) stale: Vec<(i32, i16)>,
 }
 
 impl Consumer {
+    /// A consumer of `topic` that reads no partition yet, prints through `output` without
+    /// `-n` or `-e`, and starts per `start` where a position is out of range.
+    pub(crate) fn new(cluster: Cluster, topology: Topology, topic: &str, start: StartAt, output: Output) -> Consumer {
+        Consumer {
+            topic: topic.to_owned(),
+            start,
+            cluster,
+            topology,
+            fetchers: HashMap::new(),
+            partitions: BTreeMap::new(),
+            output,
+            printed: 0,
+            limit: None,
+            exit_at_end: false,
+        }
+    }
+
     /// Fetches, prints and keeps the group membership alive until a stop condition.
     ///
     /// # Errors
@@ -373,7 +383,7 @@ impl Consumer {
     ///
     /// # Errors
     /// Connection errors; ListOffsets error codes are [`Refused`].
-    async fn resolve(&mut self, partitions: &[i32], start: StartAt) -> anyhow::Result<BTreeMap<i32, i64>> {
+    pub(crate) async fn resolve(&mut self, partitions: &[i32], start: StartAt) -> anyhow::Result<BTreeMap<i32, i64>> {
         let tps: Vec<TopicPartition> =
             partitions.iter().map(|&p| TopicPartition::new(self.topic.as_str(), p)).collect();
         let (first, second) = match start {
@@ -403,7 +413,7 @@ impl Consumer {
     }
 
     /// ListOffsets of `tps` at `timestamp`; `None` for a partition without such a record.
-    async fn list_offsets(
+    pub(crate) async fn list_offsets(
         &mut self,
         tps: &[TopicPartition],
         timestamp: i64,
@@ -426,7 +436,7 @@ impl Consumer {
 
     /// One Fetch request per leader for the partitions read now, waiting until `wake` at
     /// most (not at all with `-e`, which only reads what is there).
-    fn fetch_requests(&self, wake: Instant) -> Vec<(String, FetchRequest)> {
+    pub(crate) fn fetch_requests(&self, wake: Instant) -> Vec<(String, FetchRequest)> {
         let wait = if self.exit_at_end { Duration::ZERO } else { wake.saturating_duration_since(Instant::now()) };
         let mut by_leader: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
         for (&p, position) in &self.partitions {
@@ -468,55 +478,31 @@ impl Consumer {
     /// # Errors
     /// Writing to stdout failed, or a batch could not be decoded.
     fn print(&mut self, responses: &[FetchResponse]) -> Result<Round, PrintError> {
-        let mut round = Round::default();
         let mut moved: Vec<(i32, i64)> = Vec::new();
         let topic = self.topic.clone();
-        'responses: for response in responses {
-            if response.error_code != 0 {
-                // A request-level error (no partition data): treat every partition as stale.
-                round.stale.extend(self.partitions.keys().map(|&p| (p, response.error_code)));
-                continue;
+        let limit = self.limit;
+        let (output, printed) = (&mut self.output, &mut self.printed);
+        // Printing stops at -n, within a batch and across partitions.
+        let flow = |printed: u64| {
+            if limit.is_some_and(|n| printed >= n) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
             }
-            for data in response.responses.iter().filter(|t| t.topic.as_str() == topic).flat_map(|t| &t.partitions) {
-                let p = data.partition_index;
-                let Some(position) = self.partitions.get_mut(&p) else { continue };
-                match data.error_code.err() {
-                    None => {}
-                    Some(ResponseError::OffsetOutOfRange) => {
-                        round.out_of_range.push(p);
-                        continue;
-                    }
-                    Some(_) => {
-                        round.stale.push((p, data.error_code));
-                        continue;
-                    }
-                }
-                position.failing_since = None;
-                position.high_watermark = Some(data.high_watermark);
-                let records = data.records.as_deref().unwrap_or_default();
-                let mut printed = self.printed;
-                let limit = self.limit;
-                let output = &mut self.output;
-                let decoded = for_each_record(records, position.offset, |record| {
-                    output.record(&topic, p, &record)?;
-                    printed += 1;
-                    Ok(if limit.is_some_and(|n| printed >= n) {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    })
-                });
-                self.printed = printed;
-                match decoded {
-                    Ok(next) => moved.push((p, next)),
-                    Err(DecodeError::Io(e)) => return Err(PrintError::Io(e)),
-                    Err(DecodeError::Batch(message)) => return Err(PrintError::Batch(p, message)),
-                }
-                if limit.is_some_and(|n| printed >= n) {
-                    break 'responses;
-                }
+        };
+        let round = walk_round(&topic, &mut self.partitions, responses, |p, position, records| {
+            let decoded = for_each_record(records, position.offset, |record| {
+                output.record(&topic, p, &record)?;
+                *printed += 1;
+                Ok(flow(*printed))
+            });
+            match decoded {
+                Ok(next) => moved.push((p, next)),
+                Err(DecodeError::Io(e)) => return Err(PrintError::Io(e)),
+                Err(DecodeError::Batch(message)) => return Err(PrintError::Batch(p, message)),
             }
-        }
+            Ok(flow(*printed))
+        })?;
         self.output.out.flush().map_err(PrintError::Io)?;
         for (p, next) in moved {
             if let Some(position) = self.partitions.get_mut(&p) {
@@ -532,7 +518,7 @@ impl Consumer {
     /// # Errors
     /// A partition failing for longer than [`RETRY_LIMIT`], or with a non-retriable error,
     /// is [`Refused`]; connection errors.
-    async fn recover(&mut self, round: Round, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
+    pub(crate) async fn recover(&mut self, round: Round, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
         for p in round.out_of_range {
             let was = self.partitions.get(&p).map_or(0, |pos| pos.offset);
             let start = match self.start {
@@ -585,13 +571,60 @@ impl Consumer {
     }
 }
 
+/// Walks a round of Fetch `responses` for `topic`'s `partitions`, as `weir consume` and
+/// `weir bench consume` both read them: a request-level error makes every partition stale,
+/// and an out-of-range position or another partition error goes into the returned [`Round`].
+/// A partition fetched without error stops failing and takes its high watermark, then is
+/// handed to `each` with its position and its record batches (as fetched); `each` moves the
+/// position or not. `each` returning `Break` ends the walk.
+///
+/// # Errors
+/// The first error of `each`, which ends the walk.
+pub(crate) fn walk_round<E>(
+    topic: &str,
+    partitions: &mut BTreeMap<i32, Position>,
+    responses: &[FetchResponse],
+    mut each: impl FnMut(i32, &mut Position, &[u8]) -> Result<ControlFlow<()>, E>,
+) -> Result<Round, E> {
+    let mut round = Round::default();
+    for response in responses {
+        if response.error_code != 0 {
+            // A request-level error (no partition data): treat every partition as stale.
+            round.stale.extend(partitions.keys().map(|&p| (p, response.error_code)));
+            continue;
+        }
+        for data in response.responses.iter().filter(|t| t.topic.as_str() == topic).flat_map(|t| &t.partitions) {
+            let p = data.partition_index;
+            let Some(position) = partitions.get_mut(&p) else { continue };
+            match data.error_code.err() {
+                None => {}
+                Some(ResponseError::OffsetOutOfRange) => {
+                    round.out_of_range.push(p);
+                    continue;
+                }
+                Some(_) => {
+                    round.stale.push((p, data.error_code));
+                    continue;
+                }
+            }
+            position.failing_since = None;
+            position.high_watermark = Some(data.high_watermark);
+            let records = data.records.as_deref().unwrap_or_default();
+            if each(p, position, records)?.is_break() {
+                return Ok(round);
+            }
+        }
+    }
+    Ok(round)
+}
+
 /// Sends each leader its Fetch request, all at once (one task per leader, each owning its
 /// connection), and waits for every response.
 ///
 /// # Cancel safety
 /// Cancelling drops the connections of unfinished requests (their responses may still
 /// arrive); nothing else is touched, so the caller may fetch again.
-async fn fetch_all(
+pub(crate) async fn fetch_all(
     fetchers: &mut HashMap<String, Client>,
     requests: Vec<(String, FetchRequest)>,
 ) -> anyhow::Result<Vec<FetchResponse>> {

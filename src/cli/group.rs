@@ -6,19 +6,27 @@
 //! partition's leader (see [`super::cluster`]). This module owns the group side: the
 //! request versions, decoding members' assignments (Kafka's consumer protocol), the lag
 //! arithmetic, and the output. It never changes a group except through `delete`.
+//!
+//! `describe` asks as Kafka's admin client does (`DescribeConsumerGroupsHandler`):
+//! ConsumerGroupDescribe first, which describes KIP-848 groups (`group.protocol=consumer`),
+//! then DescribeGroups for classic groups — a KIP-848 group is "Dead" with no members there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
+use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
+use kafka_protocol::messages::consumer_group_describe_response as cgd;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetFetchRequest,
+    ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
+    OffsetFetchRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use serde::Serialize;
 
 use super::cluster::{Cluster, Coordinator, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
-use super::{cell, describe_error, error_name, hint, run_async, Format, Refused, Table, EXIT_REFUSED};
+use super::{cell, describe_error, run_async, write_json, ErrorJson, Format, Refused, Table, EXIT_REFUSED};
+use crate::client;
 use crate::log::TopicPartition;
 
 /// Versions both Kafka 3.x/4.x and weir serve, each the lowest with the fields used here:
@@ -29,6 +37,11 @@ pub(super) const DESCRIBE_GROUPS_VERSION: i16 = 5;
 pub(super) const OFFSET_FETCH_VERSION: i16 = 7;
 pub(super) const OFFSET_COMMIT_VERSION: i16 = 8;
 pub(super) const DELETE_GROUPS_VERSION: i16 = 2;
+
+/// ConsumerGroupDescribe v1 (Kafka 4.0+, weir) and v0 (Kafka 3.7–3.9): v1 only adds the
+/// members' type, which is not shown, so v0 serves as well where v1 is missing.
+const CONSUMER_GROUP_DESCRIBE_VERSION: i16 = 1;
+const CONSUMER_GROUP_DESCRIBE_MIN_VERSION: i16 = 0;
 
 /// The protocol type of groups formed by Kafka consumers, whose assignments this tool reads.
 const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
@@ -77,8 +90,7 @@ async fn list_groups(bootstrap: &str, states: &[String], format: Format) -> anyh
     match format {
         Format::Json => {
             let groups: Vec<_> = groups.into_values().collect();
-            serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "groups": groups }))?;
-            writeln!(out)?;
+            write_json(&mut out, &serde_json::json!({ "groups": groups }))?;
         }
         Format::Text => {
             let mut table = Table::new(&["GROUP", "STATE", "PROTOCOL-TYPE"]);
@@ -99,7 +111,7 @@ fn canonical_state(state: &str) -> String {
 }
 
 /// `weir group describe <group>`: state, members, and per partition the committed offset,
-/// log end offset, lag and owning member.
+/// log end offset, lag and owning member, for KIP-848 and classic groups alike.
 ///
 /// # Errors
 /// Connection errors; error codes and a group that does not exist are [`Refused`] (exit 1).
@@ -112,10 +124,34 @@ struct Description {
     group: String,
     coordinator: CoordinatorJson,
     state: String,
+    group_type: GroupType,
     protocol_type: String,
+    /// The assignor: the classic protocol's (`range`, ...) or the KIP-848 group's
+    /// server-side one (`uniform`, ...).
     protocol: String,
     members: Vec<Member>,
     partitions: Vec<PartitionRow>,
+}
+
+/// Which group protocol a group follows, by Kafka's names for the two (ListGroups v5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum GroupType {
+    /// KIP-848 (`group.protocol=consumer`): the coordinator assigns, ConsumerGroupDescribe
+    /// describes.
+    Consumer,
+    /// JoinGroup/SyncGroup: a member assigns, DescribeGroups describes.
+    Classic,
+}
+
+/// A group as either describe API tells it, in the terms `describe` prints.
+#[derive(Debug)]
+struct GroupSummary {
+    group_type: GroupType,
+    state: String,
+    protocol_type: String,
+    protocol: String,
+    members: Vec<Member>,
 }
 
 #[derive(Serialize)]
@@ -124,7 +160,7 @@ struct CoordinatorJson {
     addr: String,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 struct Member {
     member_id: String,
     group_instance_id: Option<String>,
@@ -151,12 +187,12 @@ struct PartitionRow {
 async fn describe_group_command(bootstrap: &str, group: &str, format: Format) -> anyhow::Result<i32> {
     let mut cluster = Cluster::connect(bootstrap).await?;
     let coordinator = cluster.coordinator(group).await?;
-    let described = describe_group(&mut cluster, &coordinator, group).await?;
+    let summary = summarize(&mut cluster, &coordinator, group).await?;
     let committed = committed_offsets(&mut cluster, &coordinator, group).await?;
-    if described.group_state.as_str() == "Dead" && committed.is_empty() {
+    if summary.state == "Dead" && committed.is_empty() {
         return Err(Refused::State(format!("group {group} does not exist (see `weir group list`)")).into());
     }
-    let members = members(&described);
+    let GroupSummary { group_type, state, protocol_type, protocol, members } = summary;
     let mut partitions: BTreeSet<TopicPartition> = committed.keys().cloned().collect();
     for m in &members {
         for (topic, ps) in &m.assignment {
@@ -182,18 +218,16 @@ async fn describe_group_command(bootstrap: &str, group: &str, format: Format) ->
     let description = Description {
         group: group.to_owned(),
         coordinator: CoordinatorJson { node_id: coordinator.node_id, addr: coordinator.advertised.clone() },
-        state: described.group_state.to_string(),
-        protocol_type: described.protocol_type.to_string(),
-        protocol: described.protocol_data.to_string(),
+        state,
+        group_type,
+        protocol_type,
+        protocol,
         members,
         partitions: rows,
     };
     let mut out = std::io::stdout().lock();
     match format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &description)?;
-            writeln!(out)?;
-        }
+        Format::Json => write_json(&mut out, &description)?,
         Format::Text => print_description(&mut out, &description)?,
     }
     Ok(0)
@@ -283,10 +317,140 @@ fn print_description(out: &mut impl Write, d: &Description) -> std::io::Result<(
     table.write(out)
 }
 
-/// DescribeGroups for one group at its coordinator.
+/// The group as `describe` shows it, from ConsumerGroupDescribe (a KIP-848 group) or else
+/// DescribeGroups (a classic or unknown group).
+async fn summarize(cluster: &mut Cluster, coordinator: &Coordinator, group: &str) -> anyhow::Result<GroupSummary> {
+    Ok(match describe_consumer_group(cluster, coordinator, group).await? {
+        Some(described) => consumer_group_summary(&described),
+        None => classic_group_summary(&describe_group(cluster, coordinator, group).await?),
+    })
+}
+
+/// A group's state and member count, whichever protocol it uses; an unknown group is
+/// ("Dead", 0), as Kafka reports it.
 ///
 /// # Errors
-/// Request errors; the group's error code is [`Refused`].
+/// Request errors, and refusals other than GROUP_ID_NOT_FOUND.
+pub(super) async fn state_and_members(
+    cluster: &mut Cluster,
+    coordinator: &Coordinator,
+    group: &str,
+) -> anyhow::Result<(String, usize)> {
+    match summarize(cluster, coordinator, group).await {
+        Ok(summary) => Ok((summary.state, summary.members.len())),
+        Err(e) if e.downcast_ref().and_then(Refused::code) == Some(ResponseError::GroupIdNotFound.code()) => {
+            Ok(("Dead".to_owned(), 0))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// ConsumerGroupDescribe for one group at its coordinator: `None` when the group is to be
+/// asked with DescribeGroups instead, as Kafka's admin client does — the coordinator
+/// answers GROUP_ID_NOT_FOUND (an unknown group, or a classic one) or UNSUPPORTED_VERSION,
+/// or it serves neither v1 nor v0 of the API (Kafka before 3.7, or without KIP-848).
+///
+/// # Errors
+/// Request errors; any other error code of the group is [`Refused`], with the broker's
+/// message.
+async fn describe_consumer_group(
+    cluster: &mut Cluster,
+    coordinator: &Coordinator,
+    group: &str,
+) -> anyhow::Result<Option<cgd::DescribedGroup>> {
+    let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![group_id(group)]);
+    let client = cluster.client(&coordinator.addr).await?;
+    let mut response = client.request(CONSUMER_GROUP_DESCRIBE_VERSION, &request).await;
+    if let Err(client::Error::UnsupportedVersion { min, max, .. }) = response {
+        if (min..=max).contains(&CONSUMER_GROUP_DESCRIBE_MIN_VERSION) {
+            response = client.request(CONSUMER_GROUP_DESCRIBE_MIN_VERSION, &request).await;
+        }
+    }
+    let response = match response {
+        Ok(response) => response,
+        // Refused by the client before sending: the connection stays usable.
+        Err(client::Error::UnsupportedApi { .. } | client::Error::UnsupportedVersion { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let described = response.groups.into_iter().find(|g| g.group_id.as_str() == group).ok_or_else(|| {
+        anyhow::anyhow!("ConsumerGroupDescribe from {} did not describe group {group}", coordinator.addr)
+    })?;
+    match described.error_code {
+        0 => Ok(Some(described)),
+        code if ask_describe_groups_instead(code) => Ok(None),
+        code => {
+            let message = described.error_message.as_deref();
+            Err(Refused::broker(format!("ConsumerGroupDescribe {group}"), code, message).into())
+        }
+    }
+}
+
+/// Whether a ConsumerGroupDescribe error code of a group sends `describe` to DescribeGroups:
+/// the two codes on which Kafka's `DescribeConsumerGroupsHandler` does.
+fn ask_describe_groups_instead(code: i16) -> bool {
+    matches!(code.err(), Some(ResponseError::GroupIdNotFound | ResponseError::UnsupportedVersion))
+}
+
+/// A KIP-848 group as ConsumerGroupDescribe describes it: Kafka's state names, the
+/// server-side assignor as the protocol, and each member's current assignment (topic
+/// names come in the response). An assigned topic without a name (its id is unknown to the
+/// coordinator) is reported on stderr and left out.
+fn consumer_group_summary(described: &cgd::DescribedGroup) -> GroupSummary {
+    let members = described
+        .members
+        .iter()
+        .map(|m| {
+            let mut assignment: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+            for topic in &m.assignment.topic_partitions {
+                if topic.topic_name.is_empty() {
+                    eprintln!(
+                        "warning: member {} is assigned partitions {:?} of topic id {} without a name",
+                        m.member_id.as_str(),
+                        topic.partitions,
+                        topic.topic_id
+                    );
+                    continue;
+                }
+                let entry = assignment.entry(topic.topic_name.to_string()).or_default();
+                entry.extend(&topic.partitions);
+                entry.sort_unstable();
+                entry.dedup();
+            }
+            Member {
+                member_id: m.member_id.to_string(),
+                group_instance_id: m.instance_id.as_ref().map(|s| s.to_string()),
+                client_id: m.client_id.to_string(),
+                host: m.client_host.to_string(),
+                assignment,
+            }
+        })
+        .collect();
+    GroupSummary {
+        group_type: GroupType::Consumer,
+        state: canonical_state(described.group_state.as_str()),
+        protocol_type: CONSUMER_PROTOCOL_TYPE.to_owned(),
+        protocol: described.assignor_name.to_string(),
+        members,
+    }
+}
+
+/// A classic group as DescribeGroups describes it.
+fn classic_group_summary(described: &DescribedGroup) -> GroupSummary {
+    GroupSummary {
+        group_type: GroupType::Classic,
+        state: described.group_state.to_string(),
+        protocol_type: described.protocol_type.to_string(),
+        protocol: described.protocol_data.to_string(),
+        members: members(described),
+    }
+}
+
+/// DescribeGroups for one group at its coordinator. A KIP-848 group is "Dead" without
+/// members here (as on Kafka); [`describe_consumer_group`] describes those.
+///
+/// # Errors
+/// Request errors; the group's error code is [`Refused`] (with the broker's message from
+/// DescribeGroups v6 on; v5, sent here, carries none).
 pub(super) async fn describe_group(
     cluster: &mut Cluster,
     coordinator: &Coordinator,
@@ -299,7 +463,8 @@ pub(super) async fn describe_group(
             anyhow::anyhow!("DescribeGroups from {} did not describe group {group}", coordinator.addr)
         })?;
     if described.error_code != 0 {
-        return Err(Refused::Code { what: format!("DescribeGroups {group}"), code: described.error_code }.into());
+        let message = described.error_message.as_deref();
+        return Err(Refused::broker(format!("DescribeGroups {group}"), described.error_code, message).into());
     }
     Ok(described)
 }
@@ -333,8 +498,8 @@ pub(super) async fn committed_offsets(
     Ok(offsets)
 }
 
-/// The group's members with their assignments decoded when the group uses the consumer
-/// protocol. An assignment that does not decode is reported on stderr and left empty.
+/// The classic group's members with their assignments decoded when the group uses the
+/// consumer protocol. An assignment that does not decode is reported on stderr and left empty.
 fn members(described: &DescribedGroup) -> Vec<Member> {
     let consumer = described.protocol_type.as_str() == CONSUMER_PROTOCOL_TYPE;
     described
@@ -393,20 +558,6 @@ struct Deleted {
     error: Option<ErrorJson>,
 }
 
-/// A Kafka error code in JSON output.
-#[derive(Serialize)]
-pub(super) struct ErrorJson {
-    code: i16,
-    name: String,
-    hint: Option<&'static str>,
-}
-
-impl ErrorJson {
-    pub(super) fn new(code: i16) -> Option<ErrorJson> {
-        (code != 0).then(|| ErrorJson { code, name: error_name(code), hint: hint(code) })
-    }
-}
-
 async fn delete_groups(bootstrap: &str, groups: &[String], format: Format) -> anyhow::Result<i32> {
     let mut cluster = Cluster::connect(bootstrap).await?;
     // Groups may live on different coordinators: one DeleteGroups per coordinator.
@@ -415,11 +566,11 @@ async fn delete_groups(bootstrap: &str, groups: &[String], format: Format) -> an
     for group in groups {
         match cluster.coordinator(group).await {
             Ok(c) => by_coordinator.entry(c.addr).or_default().push(group),
-            Err(e) => match e.downcast_ref::<Refused>() {
-                Some(Refused::Code { code, .. }) => {
-                    codes.insert(group, *code);
+            Err(e) => match e.downcast_ref::<Refused>().and_then(Refused::code) {
+                Some(code) => {
+                    codes.insert(group, code);
                 }
-                _ => return Err(e),
+                None => return Err(e),
             },
         }
     }
@@ -442,10 +593,7 @@ async fn delete_groups(bootstrap: &str, groups: &[String], format: Format) -> an
         .collect();
     let mut out = std::io::stdout().lock();
     match format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "groups": results }))?;
-            writeln!(out)?;
-        }
+        Format::Json => write_json(&mut out, &serde_json::json!({ "groups": results }))?,
         Format::Text => {
             let mut table = Table::new(&["GROUP", "RESULT"]);
             for r in &results {
@@ -559,6 +707,7 @@ mod tests {
             group: "g".into(),
             coordinator: CoordinatorJson { node_id: 0, addr: "h:9092".into() },
             state: "Stable".into(),
+            group_type: GroupType::Classic,
             protocol_type: "consumer".into(),
             protocol: "range".into(),
             members: vec![member],
@@ -571,6 +720,153 @@ mod tests {
         assert_eq!(lines[0], "Group g on coordinator 0 (h:9092): state Stable, protocol consumer/range, 1 member");
         assert_eq!(lines[2], "TOPIC  PARTITION  CURRENT-OFFSET  LOG-END-OFFSET  LAG  MEMBER-ID  CLIENT-ID  HOST");
         assert_eq!(lines[3], "t      0          -               7               -    m-1        c          /127.0.0.1");
+    }
+
+    fn topic_partitions(name: &str, partitions: &[i32]) -> cgd::TopicPartitions {
+        cgd::TopicPartitions::default()
+            .with_topic_name(kafka_protocol::messages::TopicName(StrBytes::from_string(name.to_owned())))
+            .with_partitions(partitions.to_vec())
+    }
+
+    #[test]
+    fn a_kip848_group_shows_kafkas_state_its_assignor_and_each_members_current_assignment() {
+        let s = |v: &str| StrBytes::from_string(v.to_owned());
+        let member = cgd::Member::default()
+            .with_member_id(s("m-1"))
+            .with_instance_id(Some(s("i-1")))
+            .with_client_id(s("c-1"))
+            .with_client_host(s("/10.0.0.1"))
+            .with_assignment(cgd::Assignment::default().with_topic_partitions(vec![
+                topic_partitions("orders", &[3, 1]),
+                topic_partitions("audit", &[0]),
+                topic_partitions("orders", &[1, 2]),
+                // A topic the coordinator could not name is left out.
+                topic_partitions("", &[7]),
+            ]))
+            // The target is not what the member owns yet.
+            .with_target_assignment(
+                cgd::Assignment::default().with_topic_partitions(vec![topic_partitions("orders", &[9])]),
+            );
+        let described = cgd::DescribedGroup::default()
+            .with_group_state(s("reconciling"))
+            .with_assignor_name(s("uniform"))
+            .with_members(vec![member, cgd::Member::default().with_member_id(s("m-2"))]);
+        let summary = consumer_group_summary(&described);
+        assert_eq!(summary.group_type, GroupType::Consumer);
+        assert_eq!(
+            (summary.state.as_str(), summary.protocol_type.as_str(), summary.protocol.as_str()),
+            ("Reconciling", "consumer", "uniform")
+        );
+        let m = &summary.members[0];
+        assert_eq!(
+            (m.member_id.as_str(), m.group_instance_id.as_deref(), m.client_id.as_str(), m.host.as_str()),
+            ("m-1", Some("i-1"), "c-1", "/10.0.0.1")
+        );
+        let orders_and_audit = [("audit".to_owned(), vec![0]), ("orders".to_owned(), vec![1, 2, 3])];
+        assert_eq!(m.assignment, BTreeMap::from(orders_and_audit));
+        assert!(summary.members[1].assignment.is_empty());
+    }
+
+    #[test]
+    fn only_group_id_not_found_and_unsupported_version_send_describe_to_describe_groups() {
+        assert!(ask_describe_groups_instead(ResponseError::GroupIdNotFound.code()));
+        assert!(ask_describe_groups_instead(ResponseError::UnsupportedVersion.code()));
+        for code in [0, 15, 16, 30, -1] {
+            assert!(!ask_describe_groups_instead(code), "{code}");
+        }
+    }
+
+    /// A fake coordinator that lists Metadata v9 and ConsumerGroupDescribe `versions`
+    /// (`None`: not at all) in ApiVersions, and answers every ConsumerGroupDescribe with
+    /// `code` (and a message), sending the version it was asked at to the returned channel.
+    async fn fake_coordinator(
+        versions: Option<(i16, i16)>,
+        code: i16,
+    ) -> (String, tokio::sync::mpsc::UnboundedReceiver<i16>) {
+        use bytes::{BufMut, Bytes, BytesMut};
+        use kafka_protocol::messages::api_versions_response::ApiVersion;
+        use kafka_protocol::messages::{
+            ApiKey, ApiVersionsResponse, ConsumerGroupDescribeResponse, MetadataResponse, ResponseHeader,
+        };
+        use kafka_protocol::protocol::Encodable;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let (asked, versions_asked) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            while let Ok(size) = stream.read_i32().await {
+                let mut body = vec![0; size as usize];
+                stream.read_exact(&mut body).await.expect("request");
+                let mut body = Bytes::from(body);
+                let header = kafka_protocol::protocol::decode_request_header_from_buffer(&mut body).expect("header");
+                let (api, version) =
+                    (ApiKey::try_from(header.request_api_key).expect("key"), header.request_api_version);
+                let mut out = BytesMut::new();
+                out.put_i32(0); // size, patched below
+                let header = ResponseHeader::default().with_correlation_id(header.correlation_id);
+                header.encode(&mut out, api.response_header_version(version)).expect("header");
+                match api {
+                    ApiKey::ApiVersions => {
+                        let mut keys = vec![(ApiKey::Metadata, 9, 9)];
+                        keys.extend(versions.map(|(min, max)| (ApiKey::ConsumerGroupDescribe, min, max)));
+                        let keys = keys.into_iter().map(|(k, min, max)| {
+                            ApiVersion::default().with_api_key(k as i16).with_min_version(min).with_max_version(max)
+                        });
+                        ApiVersionsResponse::default().with_api_keys(keys.collect()).encode(&mut out, version)
+                    }
+                    ApiKey::Metadata => MetadataResponse::default().encode(&mut out, version),
+                    ApiKey::ConsumerGroupDescribe => {
+                        let _ = asked.send(version);
+                        let group = cgd::DescribedGroup::default()
+                            .with_group_id(group_id("g"))
+                            .with_error_code(code)
+                            .with_error_message((code != 0).then(|| StrBytes::from_static_str("Told so.")));
+                        ConsumerGroupDescribeResponse::default().with_groups(vec![group]).encode(&mut out, version)
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+                .expect("response");
+                let size = (out.len() - 4) as i32;
+                out[..4].copy_from_slice(&size.to_be_bytes());
+                stream.write_all(&out).await.expect("write");
+            }
+        });
+        (addr, versions_asked)
+    }
+
+    async fn describe_at(addr: &str) -> anyhow::Result<Option<cgd::DescribedGroup>> {
+        let mut cluster = Cluster::connect(addr).await.expect("connect");
+        let coordinator = Coordinator { node_id: 0, advertised: addr.to_owned(), addr: addr.to_owned() };
+        describe_consumer_group(&mut cluster, &coordinator, "g").await
+    }
+
+    #[tokio::test]
+    async fn consumer_group_describe_is_sent_at_v1_or_v0_and_falls_back_where_kafka_does() {
+        for (versions, sent) in [((0, 1), 1), ((0, 0), 0)] {
+            let (addr, mut asked) = fake_coordinator(Some(versions), 0).await;
+            assert!(describe_at(&addr).await.expect("described").is_some(), "{versions:?}");
+            assert_eq!(asked.recv().await, Some(sent), "{versions:?}");
+        }
+        // A broker without the API (before Kafka 3.7), or only a later version of it.
+        for versions in [None, Some((2, 3))] {
+            let (addr, mut asked) = fake_coordinator(versions, 0).await;
+            assert!(describe_at(&addr).await.expect("fall back").is_none(), "{versions:?}");
+            assert_eq!(asked.try_recv().ok(), None, "refused before sending");
+        }
+        for code in [ResponseError::GroupIdNotFound.code(), ResponseError::UnsupportedVersion.code()] {
+            let (addr, _) = fake_coordinator(Some((0, 1)), code).await;
+            assert!(describe_at(&addr).await.expect("fall back").is_none(), "{code}");
+        }
+        let (addr, _) = fake_coordinator(Some((0, 1)), ResponseError::NotCoordinator.code()).await;
+        let err = describe_at(&addr).await.expect_err("refused");
+        let refused = err.downcast_ref::<Refused>().expect("a refusal");
+        assert_eq!(refused.code(), Some(ResponseError::NotCoordinator.code()));
+        assert!(
+            refused.to_string().starts_with("ConsumerGroupDescribe g: NOT_COORDINATOR (16): Told so;"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -16,8 +16,8 @@
 //! - **leaderless partitions** have no leader (-1) or LEADER_NOT_AVAILABLE;
 //! - **under-replicated partitions** have fewer in-sync replicas than replicas.
 //!
-//! Exit codes: 0 healthy, [`EXIT_UNHEALTHY`] unhealthy (rpk's convention), 1 refused by the
-//! broker, 2 usage and connection errors.
+//! Exit codes: 0 healthy, [`EXIT_UNHEALTHY`] (10) unhealthy (rpk's convention), 1 refused by
+//! the broker, 2 usage and connection errors.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -28,15 +28,11 @@ use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
 use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse};
 use serde::Serialize;
 
-use super::{cell, describe_error, run_async, Format, Refused, Table};
+use super::{
+    cell, describe_error, host_port, run_async, write_json, write_section, Format, Refused, Table, EXIT_UNHEALTHY,
+    METADATA_VERSION,
+};
 use crate::client::{self, Client};
-
-/// Exit code of `weir cluster health` when the cluster is not healthy (as `rpk`).
-pub const EXIT_UNHEALTHY: i32 = 10;
-
-/// Metadata v9 (flexible, with cluster id, controller, racks and `is_internal`): served by
-/// Kafka 2.4+ and weir, and the version [`super::cluster`] uses.
-const METADATA_VERSION: i16 = 9;
 
 /// DescribeCluster v0 (Kafka 2.8+, weir): v1 adds only the endpoint type, whose default
 /// (brokers) is what is wanted here.
@@ -100,10 +96,7 @@ async fn info(bootstrap: &str, format: Format) -> anyhow::Result<i32> {
     let info = cluster_info(&metadata, described.as_ref());
     let mut out = std::io::stdout().lock();
     match format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &info)?;
-            writeln!(out)?;
-        }
+        Format::Json => write_json(&mut out, &info)?,
         Format::Text => print_info(&mut out, &info)?,
     }
     Ok(0)
@@ -127,12 +120,12 @@ async fn metadata(client: &mut Client) -> anyhow::Result<MetadataResponse> {
 /// then falls back to what Metadata says.
 ///
 /// # Errors
-/// Request errors; an error code is [`Refused`].
+/// Request errors; an error code is [`Refused`], with the broker's message.
 async fn describe_cluster(client: &mut Client) -> anyhow::Result<Option<DescribeClusterResponse>> {
     match client.request(DESCRIBE_CLUSTER_VERSION, &DescribeClusterRequest::default()).await {
         Ok(response) if response.error_code != 0 => {
             let what = format!("DescribeCluster from {}", client.addr());
-            Err(Refused::Code { what, code: response.error_code }.into())
+            Err(Refused::broker(what, response.error_code, response.error_message.as_deref()).into())
         }
         Ok(response) => Ok(Some(response)),
         // Refused before sending: the connection stays usable.
@@ -186,10 +179,10 @@ fn cluster_info(metadata: &MetadataResponse, described: Option<&DescribeClusterR
 }
 
 fn print_info(out: &mut impl Write, info: &ClusterInfo) -> std::io::Result<()> {
-    section(out, "CLUSTER")?;
+    write_section(out, "CLUSTER")?;
     key_values(out, &[("Cluster ID", cell(info.cluster_id.as_deref())), ("Controller ID", cell(info.controller_id))])?;
     writeln!(out)?;
-    section(out, "BROKERS")?;
+    write_section(out, "BROKERS")?;
     let mut table = Table::new(&["ID", "HOST", "PORT", "RACK"]);
     for b in &info.brokers {
         let controller = if Some(b.node_id) == info.controller_id { "*" } else { "" };
@@ -202,13 +195,8 @@ fn print_info(out: &mut impl Write, info: &ClusterInfo) -> std::io::Result<()> {
     }
     table.write(out)?;
     writeln!(out)?;
-    section(out, "TOPICS")?;
+    write_section(out, "TOPICS")?;
     key_values(out, &[("Topics", info.topics.to_string()), ("Internal topics", info.internal_topics.to_string())])
-}
-
-/// A title underlined with `=`, as rpk prints its sections.
-fn section(out: &mut impl Write, title: &str) -> std::io::Result<()> {
-    writeln!(out, "{title}\n{}", "=".repeat(title.len()))
 }
 
 /// `Key:  value` lines with the values aligned.
@@ -262,10 +250,7 @@ async fn health(bootstrap: &str, format: Format) -> anyhow::Result<i32> {
     let report = assess_health(&metadata, &unreachable.keys().copied().collect());
     let mut out = std::io::stdout().lock();
     match format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
-        }
+        Format::Json => write_json(&mut out, &report)?,
         Format::Text => print_health(&mut out, &report)?,
     }
     Ok(if report.healthy { 0 } else { EXIT_UNHEALTHY })
@@ -354,7 +339,7 @@ fn print_health(out: &mut impl Write, r: &HealthReport) -> std::io::Result<()> {
     fn list<T: std::fmt::Display>(items: &[T]) -> String {
         format!("[{}]", items.iter().map(T::to_string).collect::<Vec<_>>().join(" "))
     }
-    section(out, "CLUSTER HEALTH OVERVIEW")?;
+    write_section(out, "CLUSTER HEALTH OVERVIEW")?;
     key_values(
         out,
         &[
@@ -370,15 +355,6 @@ fn print_health(out: &mut impl Write, r: &HealthReport) -> std::io::Result<()> {
             ),
         ],
     )
-}
-
-/// `host:port`, bracketing IPv6 literals.
-fn host_port(host: &str, port: i32) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 #[cfg(test)]

@@ -2,11 +2,15 @@
 //! stderr. Uses `anyhow` for context, as a command-line front end.
 //!
 //! Exit codes: 0 success; 1 the broker refused (a Kafka error code, see [`Refused`]) or the
-//! data is damaged; 2 usage and connection errors (any other `Err`, mapped in `main.rs`).
+//! data is damaged; 2 usage and connection errors (any other `Err`, mapped in `main.rs`);
+//! 10 `weir cluster health` found the cluster unhealthy ([`EXIT_UNHEALTHY`]).
 //!
 //! This module also holds what every subcommand shares: the output [`Format`], the aligned
-//! text [`Table`], Kafka error names, and [`run_async`] for commands that talk to a broker.
+//! text [`Table`] and underlined [`write_section`] titles, [`write_json`], Kafka error names
+//! and the text of a refusal ([`explain`]), the JSON form of an error code ([`ErrorJson`]),
+//! and [`run_async`] for commands that talk to a broker. It sends no requests itself.
 
+pub mod bench;
 pub mod cluster;
 pub mod consume;
 pub mod group;
@@ -22,10 +26,19 @@ use std::io::Write;
 
 use anyhow::Context;
 use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
+use serde::Serialize;
 
 /// Exit code when the broker refused a request (or a precondition such as "the group is
 /// empty" does not hold).
 pub const EXIT_REFUSED: i32 = 1;
+
+/// Exit code of `weir cluster health` when the cluster is not healthy (as `rpk`).
+pub const EXIT_UNHEALTHY: i32 = 10;
+
+/// Metadata v9 (flexible, with cluster id, controller, racks and `is_internal`): served by
+/// Kafka 2.4+ and weir. What the cluster-wide commands send ([`health`], [`cluster`]). Topic
+/// administration sends v10, the first with topic ids.
+pub const METADATA_VERSION: i16 = 9;
 
 /// Output format shared by every subcommand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,12 +53,39 @@ pub enum Format {
 /// act on. Commands exit with [`EXIT_REFUSED`] on it (see [`run_async`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
-    /// `what` failed with a Kafka error code.
+    /// `what` failed with a Kafka error code, from an API that carries no message.
     #[error("{what}: {}", describe_error(*code))]
     Code { what: String, code: i16 },
+    /// `what` failed with a Kafka error code and the broker's own message, which is often the
+    /// most useful part ("Invalid value x for configuration retention.ms"). Displayed as
+    /// `what: NAME (code): message; hint`, see [`explain`].
+    #[error("{what}: {}", explain(*code, message.as_deref(), *hint))]
+    Broker {
+        what: String,
+        code: i16,
+        /// The broker's error message, when it sent one.
+        message: Option<String>,
+        /// What to do about it: the command's own hint for `code`, else [`hint`].
+        hint: Option<&'static str>,
+    },
     /// The cluster is not in a state the command acts on (for example a group with members).
     #[error("{0}")]
     State(String),
+}
+
+impl Refused {
+    /// `what` failed with `code` and the broker's `message`, with the shared [`hint`].
+    pub fn broker(what: impl Into<String>, code: i16, message: Option<&str>) -> Refused {
+        Refused::Broker { what: what.into(), code, message: message.map(str::to_owned), hint: hint(code) }
+    }
+
+    /// The Kafka error code, unless the refusal is a [`Refused::State`].
+    pub fn code(&self) -> Option<i16> {
+        match self {
+            Refused::Code { code, .. } | Refused::Broker { code, .. } => Some(*code),
+            Refused::State(_) => None,
+        }
+    }
 }
 
 /// Kafka's name for an error code, e.g. `NON_EMPTY_GROUP` for 68, `NONE` for 0.
@@ -83,9 +123,34 @@ pub fn hint(code: i16) -> Option<&'static str> {
 
 /// `NAME (code): hint`, or `NAME (code)` for codes without a hint.
 pub fn describe_error(code: i16) -> String {
-    match hint(code) {
-        Some(hint) => format!("{} ({code}): {hint}", error_name(code)),
-        None => format!("{} ({code})", error_name(code)),
+    explain(code, None, hint(code))
+}
+
+/// `NAME (code): broker message; hint`, with the parts that exist: the broker's message
+/// without surrounding blanks or a final period, and the hint as given.
+pub fn explain(code: i16, message: Option<&str>, hint: Option<&str>) -> String {
+    let message = message.map(|m| m.trim().trim_end_matches('.')).filter(|m| !m.is_empty());
+    let parts: Vec<&str> = message.into_iter().chain(hint).collect();
+    if parts.is_empty() {
+        format!("{} ({code})", error_name(code))
+    } else {
+        format!("{} ({code}): {}", error_name(code), parts.join("; "))
+    }
+}
+
+/// A Kafka error code in JSON output: `{"code", "name", "hint"}`. (`weir topic`, whose
+/// admin APIs also return the broker's message, has its own with a `message`.)
+#[derive(Debug, Serialize)]
+pub struct ErrorJson {
+    pub code: i16,
+    pub name: String,
+    pub hint: Option<&'static str>,
+}
+
+impl ErrorJson {
+    /// `None` for 0 (no error).
+    pub fn new(code: i16) -> Option<ErrorJson> {
+        (code != 0).then(|| ErrorJson { code, name: error_name(code), hint: hint(code) })
     }
 }
 
@@ -179,6 +244,32 @@ pub fn cell<T: std::fmt::Display>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
+/// `value` as pretty-printed JSON and a newline: what `--format json` prints.
+///
+/// # Errors
+/// Errors of `out`, and values serde cannot serialize (a bug in the caller).
+pub fn write_json(out: &mut impl Write, value: &impl Serialize) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)
+}
+
+/// A title underlined with `=`, as rpk prints its sections.
+///
+/// # Errors
+/// Errors of `out`.
+pub fn write_section(out: &mut (impl Write + ?Sized), title: &str) -> std::io::Result<()> {
+    writeln!(out, "{title}\n{}", "=".repeat(title.len()))
+}
+
+/// `host:port`, bracketing IPv6 literals.
+pub fn host_port(host: &str, port: i32) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +316,30 @@ mod tests {
         assert_eq!(error_name(30000), "UNKNOWN_ERROR_CODE_30000");
         assert_eq!(describe_error(68), "NON_EMPTY_GROUP (68): group has active members; stop its consumers first");
         assert_eq!(describe_error(87), "INVALID_RECORD (87)");
+    }
+
+    #[test]
+    fn refusals_name_the_error_the_broker_message_and_what_to_do() {
+        assert_eq!(
+            explain(40, Some("Invalid value x for configuration retention.ms."), Some("check the value")),
+            "INVALID_CONFIG (40): Invalid value x for configuration retention.ms; check the value"
+        );
+        assert_eq!(explain(87, None, None), "INVALID_RECORD (87)");
+        assert_eq!(explain(15, Some(" "), hint(15)), describe_error(15));
+        let refused = Refused::broker("DescribeCluster from h:9092", 31, Some("Cluster authorization failed."));
+        assert_eq!(refused.code(), Some(31));
+        assert_eq!(
+            refused.to_string(),
+            "DescribeCluster from h:9092: CLUSTER_AUTHORIZATION_FAILED (31): Cluster authorization failed; \
+             this client is not authorized"
+        );
+        assert_eq!(Refused::State("no".into()).code(), None);
+    }
+
+    #[test]
+    fn addresses_bracket_ipv6_literals() {
+        assert_eq!(host_port("broker-1", 9092), "broker-1:9092");
+        assert_eq!(host_port("::1", 9092), "[::1]:9092");
     }
 
     #[test]

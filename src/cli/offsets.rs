@@ -18,8 +18,7 @@ use kafka_protocol::error::ResponseError;
 use serde::Serialize;
 
 use super::cluster::{Cluster, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
-use super::group::ErrorJson;
-use super::{describe_error, run_async, Format, Refused, EXIT_REFUSED};
+use super::{describe_error, run_async, write_json, ErrorJson, Format, Refused, EXIT_REFUSED};
 use crate::log::TopicPartition;
 
 /// ListOffsets MAX_TIMESTAMP (KIP-734, ListOffsets v7): the offset of the record with the
@@ -141,8 +140,7 @@ async fn offsets(bootstrap: &str, args: OffsetsArgs) -> anyhow::Result<i32> {
     match args.format {
         Format::Json => {
             let offsets = Offsets { topic, time: args.time.timestamp(), partitions: rows };
-            serde_json::to_writer_pretty(&mut out, &offsets)?;
-            writeln!(out)?;
+            write_json(&mut out, &offsets)?;
         }
         Format::Text => {
             for row in &rows {

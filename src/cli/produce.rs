@@ -45,7 +45,7 @@
 //! broker that cannot be reached or drops the connection.
 
 mod input;
-mod summary;
+pub(crate) mod summary;
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -85,7 +85,7 @@ const STDIN_CHUNKS_AHEAD: usize = 8;
 
 /// Reading stdin pauses while this many bytes of sealed batches wait for their leader, so a
 /// slow broker bounds memory instead of the whole input landing in queues.
-const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
 
 /// A request stops taking batches at this size (a single larger batch still goes alone); far
 /// below the broker's `socket.request.max.bytes` (100 MiB by default).
@@ -117,6 +117,17 @@ pub struct ProduceArgs {
     /// partition for their key (murmur2) and keyless records round-robin per batch.
     #[arg(short, long, value_name = "P")]
     pub partition: Option<i32>,
+    #[command(flatten)]
+    pub batching: BatchArgs,
+    /// Text: the summary on stderr only. JSON: also one summary object on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// How records are batched and sent: the options `weir produce` and `weir bench produce`
+/// share.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BatchArgs {
     /// Compression codec of the batches.
     #[arg(short = 'z', long, value_enum, default_value_t = CompressionArg::None)]
     pub compression: CompressionArg,
@@ -131,13 +142,10 @@ pub struct ProduceArgs {
     /// the topic's max.message.bytes (1048588 by default).
     #[arg(long, value_name = "BYTES", default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_bytes: u32,
-    /// Send a partly filled batch once its first record waited this long (so pauses in
-    /// stdin send what was typed).
+    /// Send a partly filled batch once its first record waited this long and its leader is
+    /// idle (so pauses in the input send what was there).
     #[arg(long, value_name = "MS", default_value_t = 5)]
     pub linger_ms: u64,
-    /// Text: the summary on stderr only. JSON: also one summary object on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
 }
 
 /// `-z` values, Kafka's codec names.
@@ -319,24 +327,32 @@ struct OpenBatch {
     since: Instant,
 }
 
+/// Where [`Producer::add`] put a record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Added {
+    pub(crate) partition: i32,
+    /// When the batch this record started was opened; `None` when it joined an open batch.
+    pub(crate) started: Option<Instant>,
+}
+
 /// A finished batch waiting for (or in) a request.
 #[derive(Debug)]
-struct SealedBatch {
-    partition: i32,
-    records: u32,
+pub(crate) struct SealedBatch {
+    pub(crate) partition: i32,
+    pub(crate) records: u32,
     batch: Bytes,
 }
 
 /// One leader: its queue and its connection (`None` while a request is in flight).
 #[derive(Debug)]
-struct Leader {
-    addr: String,
+pub(crate) struct Leader {
+    pub(crate) addr: String,
     queue: VecDeque<SealedBatch>,
-    connection: Option<Connection>,
+    pub(crate) connection: Option<Connection>,
 }
 
 #[derive(Debug)]
-enum Connection {
+pub(crate) enum Connection {
     /// Not yet connected.
     Pending,
     Acked(Client),
@@ -346,15 +362,15 @@ enum Connection {
 
 /// A finished request: the connection comes back with the result.
 #[derive(Debug)]
-struct Flight {
+pub(crate) struct Flight {
     leader: usize,
     connection: Connection,
-    batches: Vec<SealedBatch>,
+    pub(crate) batches: Vec<SealedBatch>,
     result: anyhow::Result<Option<ProduceResponse>>,
 }
 
 #[derive(Debug)]
-struct Producer {
+pub(crate) struct Producer {
     topic: String,
     acks: i16,
     compression: Compression,
@@ -366,16 +382,16 @@ struct Producer {
     partitioner: Partitioner,
     /// Index into `leaders` per partition, `None` for a partition without a leader.
     leader_of: Vec<Option<usize>>,
-    leaders: Vec<Leader>,
+    pub(crate) leaders: Vec<Leader>,
     open: Vec<Option<OpenBatch>>,
-    queued_bytes: usize,
-    stats: Vec<PartitionStats>,
-    records_read: u64,
-    bytes_sent: u64,
+    pub(crate) queued_bytes: usize,
+    pub(crate) stats: Vec<PartitionStats>,
+    pub(crate) records_read: u64,
+    pub(crate) bytes_sent: u64,
 }
 
 impl Producer {
-    fn new(cluster: &Cluster, topology: &Topology, args: &ProduceArgs) -> Producer {
+    pub(crate) fn new(cluster: &Cluster, topology: &Topology, args: &ProduceArgs) -> Producer {
         let count = topology.partitions_of(&args.topic).max().map_or(0, |p| p + 1);
         let mut leaders: Vec<Leader> = Vec::new();
         let mut leader_of = vec![None; count as usize];
@@ -394,13 +410,13 @@ impl Producer {
         let sticky = (0..count).find(|&p| leader_of[p as usize].is_some()).unwrap_or(0);
         Producer {
             topic: args.topic.clone(),
-            acks: args.acks,
-            compression: args.compression.into(),
+            acks: args.batching.acks,
+            compression: args.batching.compression.into(),
             headers: args.headers.iter().map(|(k, v)| (k.clone(), v.as_bytes().to_vec())).collect(),
             key_delimiter: args.key_delimiter.as_ref().map(|d| d.as_bytes().to_vec()),
-            batch_records: args.batch_records,
-            batch_bytes: args.batch_bytes as usize,
-            linger: Duration::from_millis(args.linger_ms),
+            batch_records: args.batching.batch_records,
+            batch_bytes: args.batching.batch_bytes as usize,
+            linger: Duration::from_millis(args.batching.linger_ms),
             partitioner: Partitioner { fixed: args.partition, count, sticky },
             leader_of,
             leaders,
@@ -420,34 +436,53 @@ impl Producer {
         let headers: Vec<(&str, &[u8])> = owned_headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         let header_bytes: usize = owned_headers.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
         for line in lines(chunk) {
-            self.records_read += 1;
             let (key, value) = split_key(line, self.key_delimiter.as_deref());
-            let partition = self.partitioner.partition(key);
-            if self.leader_of[partition as usize].is_none() {
-                let code = ResponseError::LeaderNotAvailable.code();
-                self.stats[partition as usize].refused.entry(code).or_default().records += 1;
-                continue;
-            }
-            let size = RECORD_OVERHEAD + key.map_or(0, <[u8]>::len) + value.len() + header_bytes;
-            // A record that would overflow the open batch starts a new one.
-            if self.open[partition as usize].as_ref().is_some_and(|b| b.bytes + size > self.batch_bytes) {
-                self.seal(partition);
-            }
-            let open = self.open[partition as usize].get_or_insert_with(|| OpenBatch {
-                builder: BatchBuilder::new(),
-                records: 0,
-                bytes: 0,
-                since: Instant::now(),
-            });
-            open.builder.record(timestamp, key, Some(value), &headers);
-            open.records += 1;
-            open.bytes += size;
-            if open.records >= self.batch_records || open.bytes >= self.batch_bytes {
-                self.seal(partition);
-            }
+            self.add(timestamp, key, value, &headers, header_bytes);
         }
         drop(headers);
         self.headers = owned_headers;
+    }
+
+    /// Adds one record to its partition's open batch (starting one if needed), sealing the
+    /// batch before the record when the record would overflow it, and after once it is full.
+    /// `header_bytes` is the size of `headers`, for the `--batch-bytes` estimate. A record
+    /// whose partition has no leader is counted as refused instead.
+    ///
+    /// Returns the record's partition and, when the record started a batch, when it did;
+    /// `None` for a refused record.
+    pub(crate) fn add(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: &[u8],
+        headers: &[(&str, &[u8])],
+        header_bytes: usize,
+    ) -> Option<Added> {
+        self.records_read += 1;
+        let partition = self.partitioner.partition(key);
+        if self.leader_of[partition as usize].is_none() {
+            let code = ResponseError::LeaderNotAvailable.code();
+            self.stats[partition as usize].refused.entry(code).or_default().records += 1;
+            return None;
+        }
+        let size = RECORD_OVERHEAD + key.map_or(0, <[u8]>::len) + value.len() + header_bytes;
+        // A record that would overflow the open batch starts a new one.
+        if self.open[partition as usize].as_ref().is_some_and(|b| b.bytes + size > self.batch_bytes) {
+            self.seal(partition);
+        }
+        let mut started = None;
+        let open = self.open[partition as usize].get_or_insert_with(|| {
+            let since = Instant::now();
+            started = Some(since);
+            OpenBatch { builder: BatchBuilder::new(), records: 0, bytes: 0, since }
+        });
+        open.builder.record(timestamp, key, Some(value), headers);
+        open.records += 1;
+        open.bytes += size;
+        if open.records >= self.batch_records || open.bytes >= self.batch_bytes {
+            self.seal(partition);
+        }
+        Some(Added { partition, started })
     }
 
     /// Closes `partition`'s open batch, compresses it and queues it at its leader.
@@ -477,7 +512,7 @@ impl Producer {
     /// For every leader without a request in flight: seals its partitions' batches that
     /// lingered long enough (all of them once input ended), then sends one request with at
     /// most one batch per partition, oldest first.
-    fn dispatch(&mut self, in_flight: &mut JoinSet<Flight>, input_open: bool) {
+    pub(crate) fn dispatch(&mut self, in_flight: &mut JoinSet<Flight>, input_open: bool) {
         let now = Instant::now();
         for leader in 0..self.leaders.len() {
             if self.leaders[leader].connection.is_none() {
@@ -523,7 +558,7 @@ impl Producer {
     ///
     /// # Errors
     /// The connection failed: the caller stops (exit 2).
-    fn complete(&mut self, flight: Flight) -> anyhow::Result<()> {
+    pub(crate) fn complete(&mut self, flight: Flight) -> anyhow::Result<()> {
         let Flight { leader, connection, batches, result } = flight;
         self.leaders[leader].connection = Some(connection);
         let response = result?;
@@ -571,12 +606,12 @@ impl Producer {
     }
 
     /// Nothing open or queued (requests may still be in flight).
-    fn is_drained(&self) -> bool {
+    pub(crate) fn is_drained(&self) -> bool {
         self.open.iter().all(Option::is_none) && self.leaders.iter().all(|l| l.queue.is_empty())
     }
 
     /// When the oldest open batch of an idle leader should be sealed.
-    fn next_linger_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_linger_deadline(&self) -> Option<Instant> {
         self.open
             .iter()
             .enumerate()
@@ -669,7 +704,7 @@ async fn send(
 
 /// A connection to `addr`: a [`Client`] (which checks API versions), or for `--acks 0` a
 /// bare socket, since [`Client`] waits for a response the broker never sends.
-async fn connect(addr: &str, acks: i16) -> anyhow::Result<Connection> {
+pub(crate) async fn connect(addr: &str, acks: i16) -> anyhow::Result<Connection> {
     if acks != 0 {
         return Ok(Connection::Acked(Client::connect(addr).await?));
     }

@@ -18,8 +18,8 @@ use kafka_protocol::protocol::StrBytes;
 use serde::Serialize;
 
 use super::cluster::{Cluster, Topology, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
-use super::group::{committed_offsets, describe_group, group_id, ErrorJson, OFFSET_COMMIT_VERSION};
-use super::{describe_error, run_async, Format, Refused, Table, EXIT_REFUSED};
+use super::group::{committed_offsets, group_id, state_and_members, OFFSET_COMMIT_VERSION};
+use super::{describe_error, run_async, write_json, ErrorJson, Format, Refused, Table, EXIT_REFUSED};
 use crate::log::TopicPartition;
 
 /// Where to move the offsets, as given on the command line.
@@ -124,17 +124,9 @@ async fn reset(
     let group = options.group.as_str();
     let mut cluster = Cluster::connect(bootstrap).await?;
     let coordinator = cluster.coordinator(group).await?;
-    // Kafka answers an unknown group as Dead at DescribeGroups v5, GROUP_ID_NOT_FOUND later.
-    let described = match describe_group(&mut cluster, &coordinator, group).await {
-        Ok(described) => Some(described),
-        Err(e) if matches!(e.downcast_ref(), Some(Refused::Code { code, .. }) if *code == ResponseError::GroupIdNotFound.code()) => {
-            None
-        }
-        Err(e) => return Err(e),
-    };
-    let state = described.as_ref().map_or("Dead", |d| d.group_state.as_str());
-    if !matches!(state, "Empty" | "Dead" | "") {
-        let n = described.as_ref().map_or(0, |d| d.members.len());
+    // KIP-848 groups are described by ConsumerGroupDescribe, classic ones by DescribeGroups.
+    let (state, n) = state_and_members(&mut cluster, &coordinator, group).await?;
+    if !matches!(state.as_str(), "Empty" | "Dead" | "") {
         return Err(Refused::State(format!(
             "group {group} is {state} with {n} member{}; offsets can only be reset while it is Empty: stop its consumers first",
             if n == 1 { "" } else { "s" }
@@ -198,8 +190,7 @@ async fn reset(
     match options.format {
         Format::Json => {
             let json = serde_json::json!({ "group": group, "executed": options.execute, "partitions": planned });
-            serde_json::to_writer_pretty(&mut out, &json)?;
-            writeln!(out)?;
+            write_json(&mut out, &json)?;
         }
         Format::Text => {
             let mut table = Table::new(&["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"]);

@@ -1,6 +1,8 @@
 //! `weir group list | describe | reset-offsets | delete`, run as the real binary against a
-//! real broker, with a librdkafka consumer group making the commits.
+//! real broker, with librdkafka consumer groups making the commits: a classic group, and a
+//! KIP-848 one (`group.protocol=consumer`) for `describe`.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -30,7 +32,11 @@ fn weir_group(broker: &TestBroker, args: &[&str]) -> (i32, String, String) {
 }
 
 fn describe(broker: &TestBroker) -> Value {
-    let (code, stdout, stderr) = weir_group(broker, &["describe", GROUP, "--format", "json"]);
+    describe_group(broker, GROUP)
+}
+
+fn describe_group(broker: &TestBroker, group: &str) -> Value {
+    let (code, stdout, stderr) = weir_group(broker, &["describe", group, "--format", "json"]);
     assert_eq!(code, 0, "describe failed: {stderr}");
     serde_json::from_str(&stdout).expect("describe prints JSON")
 }
@@ -101,11 +107,15 @@ fn consume_and_commit(broker: &TestBroker) -> BaseConsumer {
     consumer
 }
 
-/// Polls `describe` until the group reports `state`.
+/// Polls `describe` until group `g` reports `state`.
 fn wait_for_state(broker: &TestBroker, state: &str) -> Value {
+    wait_for_group_state(broker, GROUP, state)
+}
+
+fn wait_for_group_state(broker: &TestBroker, group: &str, state: &str) -> Value {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let d = describe(broker);
+        let d = describe_group(broker, group);
         if d["state"] == state {
             return d;
         }
@@ -124,7 +134,7 @@ async fn groups_are_listed_described_reset_and_deleted() {
     // While the consumer is a member: its partitions, offsets and lag.
     let d = wait_for_state(&broker, "Stable");
     assert_eq!(d["group"], GROUP);
-    assert_eq!(d["protocol_type"], "consumer");
+    assert_eq!((&d["group_type"], &d["protocol_type"]), (&Value::from("classic"), &Value::from("consumer")));
     assert_eq!(d["members"].as_array().map(Vec::len), Some(1), "{d:#}");
     let (p0, p1) = (row(&d, 0), row(&d, 1));
     assert_eq!(
@@ -253,4 +263,132 @@ fn an_unreachable_bootstrap_exits_2_and_names_the_address() {
     let out = crate::util::weir().args(["group", "list"]).env("WEIR_BOOTSTRAP", &addr).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&addr));
+}
+
+const KIP848_GROUP: &str = "g848";
+
+/// A librdkafka member of [`KIP848_GROUP`] speaking KIP-848, subscribed to the test topic.
+fn kip848_member(broker: &TestBroker, client_id: &str) -> BaseConsumer {
+    crate::util::kip848_member(broker, KIP848_GROUP, TOPIC, client_id)
+}
+
+/// The partitions librdkafka says `consumer` owns.
+fn owned(consumer: &BaseConsumer) -> Vec<i32> {
+    let assignment = consumer.assignment().expect("assignment");
+    let mut partitions: Vec<i32> = assignment.elements().iter().map(|e| e.partition()).collect();
+    partitions.sort_unstable();
+    partitions
+}
+
+/// Polls each member once, briefly, remembering the (partition, offset) of every record.
+fn poll_all(members: &[BaseConsumer], seen: &mut BTreeSet<(i32, i64)>) {
+    for m in members {
+        match m.poll(Duration::from_millis(50)) {
+            Some(Ok(record)) => {
+                seen.insert((record.partition(), record.offset()));
+            }
+            Some(Err(e)) => panic!("consume error: {e}"),
+            None => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kip848_group_is_described_with_its_members_assignments_and_lag() {
+    let broker = TestBroker::start(&[
+        "log.retention.ms=-1",
+        "group.consumer.heartbeat.interval.ms=300",
+        "group.consumer.session.timeout.ms=6000",
+    ]);
+    produce(&broker).await;
+    let members = [kip848_member(&broker, "kip848-a"), kip848_member(&broker, "kip848-b")];
+
+    // Both members read all 15 records, own one partition each, and commit their own:
+    // 6 of 10 on partition 0 (lag 4), all 5 on partition 1.
+    let commits = [6, 5];
+    let deadline = Instant::now() + DEADLINE;
+    let mut seen = BTreeSet::new();
+    let mut unacknowledged: Vec<usize> = vec![0, 1];
+    while !unacknowledged.is_empty() {
+        poll_all(&members, &mut seen);
+        let owners = members.iter().map(owned).collect::<Vec<_>>();
+        let settled = owners.iter().all(|ps| ps.len() == 1) && owners[0] != owners[1];
+        if settled && seen.len() == 15 {
+            // A commit during an epoch bump is refused (STALE_MEMBER_EPOCH): try it again.
+            unacknowledged.retain(|&i| {
+                let partition = owners[i][0];
+                let mut offsets = TopicPartitionList::new();
+                let offset = Offset::Offset(commits[partition as usize]);
+                offsets.add_partition_offset(TOPIC, partition, offset).expect("tpl");
+                members[i].commit(&offsets, CommitMode::Sync).is_err()
+            });
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members own {owners:?}, read {} of 15 records, {unacknowledged:?} not committed",
+            seen.len()
+        );
+    }
+
+    // While they are members, `describe` shows them (ConsumerGroupDescribe, where the classic
+    // DescribeGroups says "Dead"), their partitions, offsets and lag.
+    let deadline = Instant::now() + DEADLINE;
+    let d = loop {
+        poll_all(&members, &mut seen);
+        let d = describe_group(&broker, KIP848_GROUP);
+        let one_each = d["members"].as_array().is_some_and(|ms| {
+            ms.len() == 2 && ms.iter().all(|m| m["assignment"][TOPIC].as_array().is_some_and(|ps| ps.len() == 1))
+        });
+        if d["state"] == "Stable" && one_each {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "never Stable with one partition each: {d:#}");
+    };
+    assert_eq!((&d["group"], &d["group_type"]), (&Value::from(KIP848_GROUP), &Value::from("consumer")));
+    assert_eq!((&d["protocol_type"], &d["protocol"]), (&Value::from("consumer"), &Value::from("uniform")), "{d:#}");
+    for (consumer, client_id) in members.iter().zip(["kip848-a", "kip848-b"]) {
+        let ms = d["members"].as_array().expect("members");
+        let m = ms.iter().find(|m| m["client_id"] == client_id).unwrap_or_else(|| panic!("{client_id}: {d:#}"));
+        assert_eq!(m["assignment"][TOPIC], Value::from(owned(consumer)), "{d:#}");
+        assert!(m["host"].as_str().is_some_and(|h| !h.is_empty()), "{d:#}");
+        let partition = i64::from(owned(consumer)[0]);
+        let r = row(&d, partition);
+        assert_eq!((&r["member_id"], &r["client_id"]), (&m["member_id"], &m["client_id"]), "{d:#}");
+    }
+    let (p0, p1) = (row(&d, 0), row(&d, 1));
+    assert_eq!((&p0["current_offset"], &p0["log_end_offset"], &p0["lag"]), (&6.into(), &10.into(), &4.into()));
+    assert_eq!((&p1["current_offset"], &p1["log_end_offset"], &p1["lag"]), (&5.into(), &5.into(), &0.into()));
+
+    let (code, stdout, stderr) = weir_group(&broker, &["describe", KIP848_GROUP]);
+    assert_eq!(code, 0, "{stderr}");
+    let header = stdout.lines().next().unwrap_or_default();
+    assert!(header.ends_with("state Stable, protocol consumer/uniform, 2 members"), "{stdout}");
+    let words = |line: &str| line.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    let owner = |r: &Value, key: &str| r[key].as_str().unwrap_or_default().to_owned();
+    for (r, offsets) in [(&p0, ["0", "6", "10", "4"]), (&p1, ["1", "5", "5", "0"])] {
+        let mut expected = vec![TOPIC.to_owned()];
+        expected.extend(offsets.map(str::to_owned));
+        expected.extend([owner(r, "member_id"), owner(r, "client_id")]);
+        assert!(stdout.lines().any(|l| words(l).starts_with(&expected)), "{expected:?} in {stdout}");
+    }
+    // Its offsets cannot be reset while members are in it (found through ConsumerGroupDescribe).
+    let (code, _, stderr) =
+        weir_group(&broker, &["reset-offsets", KIP848_GROUP, "--to-earliest", "--topic", TOPIC, "--execute"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("is Stable with 2 members"), "{stderr}");
+
+    // Once both have left: Empty, no members, the commits and lag remain.
+    for m in &members {
+        m.unsubscribe();
+    }
+    drop(members);
+    let d = wait_for_group_state(&broker, KIP848_GROUP, "Empty");
+    assert_eq!((&d["group_type"], &d["members"]), (&Value::from("consumer"), &Value::Array(vec![])), "{d:#}");
+    let (p0, p1) = (row(&d, 0), row(&d, 1));
+    assert_eq!((&p0["current_offset"], &p0["lag"], &p0["member_id"]), (&6.into(), &4.into(), &Value::Null));
+    assert_eq!((&p1["current_offset"], &p1["lag"], &p1["member_id"]), (&5.into(), &0.into(), &Value::Null));
+    let (code, stdout, stderr) = weir_group(&broker, &["describe", KIP848_GROUP]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.lines().next().is_some_and(|l| l.ends_with("state Empty, protocol consumer/uniform, 0 members")));
+    assert!(stdout.lines().any(|l| words(l) == [TOPIC, "0", "6", "10", "4", "-", "-", "-"]), "{stdout}");
 }

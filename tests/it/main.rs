@@ -2,6 +2,7 @@
 //! `weir` binary for the CLI, real child processes killed with SIGKILL, a real full disk.
 
 mod admin;
+mod cli_bench;
 mod cli_group;
 mod cli_log;
 mod cli_ops;

@@ -11,7 +11,7 @@ use super::records::RecordView;
 
 /// One piece of a `-f` format string.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Piece {
+pub(crate) enum Piece {
     Literal(Vec<u8>),
     Topic,
     Partition,
@@ -81,10 +81,10 @@ pub(super) fn parse_format(format: &str) -> anyhow::Result<Vec<Piece>> {
 
 /// Where records are printed.
 #[derive(Debug)]
-pub(super) struct Output {
-    pub(super) out: BufWriter<StdoutLock<'static>>,
+pub(crate) struct Output {
+    pub(crate) out: BufWriter<StdoutLock<'static>>,
     /// `-f`; JSON lines without it.
-    pub(super) format: Option<Vec<Piece>>,
+    pub(crate) format: Option<Vec<Piece>>,
 }
 
 impl Output {

@@ -13,17 +13,17 @@ use crate::log::codec;
 
 /// One decoded record, borrowing from the fetched (or decompressed) bytes.
 #[derive(Debug)]
-pub(super) struct RecordView<'a> {
-    pub(super) offset: i64,
-    pub(super) timestamp: i64,
-    pub(super) key: Option<&'a [u8]>,
-    pub(super) value: Option<&'a [u8]>,
+pub(crate) struct RecordView<'a> {
+    pub(crate) offset: i64,
+    pub(crate) timestamp: i64,
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) value: Option<&'a [u8]>,
     pub(super) headers: Vec<(&'a [u8], Option<&'a [u8]>)>,
 }
 
 /// Why records could not be decoded: `emit` failed, or a batch is damaged.
 #[derive(Debug)]
-pub(super) enum DecodeError {
+pub(crate) enum DecodeError {
     Io(std::io::Error),
     Batch(String),
 }
@@ -35,7 +35,7 @@ pub(super) enum DecodeError {
 ///
 /// # Errors
 /// `emit`'s error; a batch that is not magic 2 or does not decompress.
-pub(super) fn for_each_record(
+pub(crate) fn for_each_record(
     records: &[u8],
     mut position: i64,
     mut emit: impl FnMut(RecordView<'_>) -> std::io::Result<ControlFlow<()>>,

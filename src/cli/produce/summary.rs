@@ -14,24 +14,24 @@ use crate::log::batch::Compression;
 
 /// Counters of one partition.
 #[derive(Debug, Default)]
-pub(super) struct PartitionStats {
-    pub(super) acknowledged: u64,
+pub(crate) struct PartitionStats {
+    pub(crate) acknowledged: u64,
     /// With `--acks 0`: written to the socket, never confirmed.
-    pub(super) sent: u64,
+    pub(crate) sent: u64,
     pub(super) batches: u64,
     pub(super) first_offset: Option<i64>,
     pub(super) last_offset: Option<i64>,
     /// error code → refusals with that code
-    pub(super) refused: BTreeMap<i16, Refusals>,
+    pub(crate) refused: BTreeMap<i16, Refusals>,
 }
 
 /// Records refused with one error code.
 #[derive(Debug, Default)]
-pub(super) struct Refusals {
-    pub(super) records: u64,
+pub(crate) struct Refusals {
+    pub(crate) records: u64,
     pub(super) batches: u64,
     /// The broker's first message about them.
-    pub(super) message: Option<String>,
+    pub(crate) message: Option<String>,
 }
 
 /// The run-wide numbers of a [`Summary`].
