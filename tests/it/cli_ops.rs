@@ -311,3 +311,28 @@ fn every_command_exits_2_and_names_the_address_when_the_bootstrap_does_not_answe
         assert!(stderr.contains(&format!("cannot reach {addr}")), "{args:?}: {stderr}");
     }
 }
+
+/// `weir completions bash` prints a script bash loads, completing every noun and verb.
+#[test]
+fn bash_completions_load_and_complete_nouns_and_verbs() {
+    let out = run_weir(&["completions", "bash"]);
+    assert_eq!(out.status.code(), Some(0));
+    let script = String::from_utf8(out.stdout).expect("utf-8");
+    for noun in ["topic", "produce", "consume", "group", "cluster", "offsets", "bench", "log", "serve"] {
+        assert!(script.contains(noun), "{noun} missing from the completion script");
+    }
+    // Load it in a real bash and ask for the completions of `weir topic `.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("weir.bash");
+    std::fs::write(&path, &script).expect("write");
+    let probe = format!(
+        "source {}; COMP_WORDS=(weir topic ''); COMP_CWORD=2; COMP_LINE='weir topic '; COMP_POINT=11; \
+         _weir weir '' topic; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        path.display()
+    );
+    let bash = std::process::Command::new("bash").args(["-c", &probe]).output().expect("run bash");
+    let offered = String::from_utf8_lossy(&bash.stdout);
+    for verb in ["create", "list", "describe", "alter-config", "add-partitions", "delete", "trim-prefix"] {
+        assert!(offered.lines().any(|l| l == verb), "`weir topic <TAB>` does not offer {verb}: {offered}");
+    }
+}
