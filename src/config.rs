@@ -21,6 +21,7 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("http.addr", "127.0.0.1:9644"),
     ("resp.addr", "127.0.0.1:6379"),
     ("resp.requirepass", ""),
+    ("resp.users", ""),
     ("resp.proto-max-bulk-len", "536870912"),
     ("resp.io-threads", "1"),
     ("kv.topic", "kv"),
@@ -271,6 +272,7 @@ impl RawConfig {
             http_addr: self.parse("http.addr")?,
             resp_addr: self.parse("resp.addr")?,
             resp_password: Some(self.get("resp.requirepass").to_owned()).filter(|p| !p.is_empty()),
+            resp_users: parse_users(self.get("resp.users")).map_err(|reason| invalid("resp.users", &reason))?,
             resp_max_bulk_len: self.parse("resp.proto-max-bulk-len")?,
             resp_threads: match self.parse::<usize>("resp.io-threads")? {
                 n @ 1..=64 => n,
@@ -309,6 +311,8 @@ pub struct BrokerConfig {
     pub resp_addr: SocketAddr,
     /// `resp.requirepass`: the password of the default user (None: no authentication).
     pub resp_password: Option<String>,
+    /// `resp.users`: named users and their passwords (`AUTH user password`).
+    pub resp_users: Vec<(String, String)>,
     /// `resp.proto-max-bulk-len`: the largest argument a RESP request may carry.
     pub resp_max_bulk_len: usize,
     /// `resp.io-threads`: threads serving the RESP port, each an event loop of its own.
@@ -360,6 +364,28 @@ pub fn broker_synonym(topic_key: &str) -> Option<&'static str> {
         "delete.retention.ms" => "log.cleaner.delete.retention.ms",
         _ => return None,
     })
+}
+
+/// `resp.users`: comma-separated `name:password` pairs (the password may hold `:` but not
+/// `,`); names are unique and not `default` (that user's password is `resp.requirepass`).
+fn parse_users(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut users: Vec<(String, String)> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((name, password)) = entry.split_once(':') else {
+            return Err(format!("expected name:password, got {entry:?}"));
+        };
+        if name.is_empty() || password.is_empty() {
+            return Err(format!("empty name or password in {entry:?}"));
+        }
+        if name == "default" {
+            return Err("the default user's password is resp.requirepass".to_owned());
+        }
+        if users.iter().any(|(n, _)| n == name) {
+            return Err(format!("user {name} is listed twice"));
+        }
+        users.push((name.to_owned(), password.to_owned()));
+    }
+    Ok(users)
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ pub struct RespState {
 #[derive(Debug, Clone, Default)]
 struct ClientInfo {
     addr: String,
+    user: String,
     name: String,
     lib_name: String,
     lib_ver: String,
@@ -36,11 +37,12 @@ struct ClientInfo {
 impl ClientInfo {
     fn line(&self, id: u64, now: i64) -> String {
         format!(
-            "id={id} addr={} laddr= fd=0 name={} age={} idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={id} addr={} laddr= fd=0 name={} age={} idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.addr,
             self.name,
             (now - self.created_ms).max(0) / 1000,
             self.last_command,
+            self.user,
             self.resp,
             self.lib_name,
             self.lib_ver
@@ -70,12 +72,18 @@ pub enum Outcome {
 
 impl Session {
     pub fn new(id: u64, peer: SocketAddr, broker: &Broker) -> Session {
-        let info = ClientInfo { addr: peer.to_string(), resp: 2, created_ms: now_ms(), ..ClientInfo::default() };
+        let info = ClientInfo {
+            addr: peer.to_string(),
+            user: "default".to_owned(),
+            resp: 2,
+            created_ms: now_ms(),
+            ..ClientInfo::default()
+        };
         broker.resp.clients.lock().unwrap_or_else(|p| p.into_inner()).insert(id, info.clone());
         Session {
             id,
             protocol: Protocol::Resp2,
-            authenticated: broker.config.resp_password.is_none(),
+            authenticated: !auth_required(broker),
             subscriptions: Subscriptions::default(),
             info,
         }
@@ -85,6 +93,13 @@ impl Session {
     pub fn close(&mut self, broker: &Broker) {
         self.subscriptions.clear(&broker.resp.registry);
         broker.resp.clients.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+    }
+
+    /// Authenticated as `user` (AUTH, HELLO ... AUTH): CLIENT LIST shows it.
+    fn log_in(&mut self, broker: &Broker, user: &[u8]) {
+        self.authenticated = true;
+        self.info.user = text(user);
+        self.publish_info(broker);
     }
 
     fn publish_info(&self, broker: &Broker) {
@@ -382,7 +397,8 @@ pub async fn execute(broker: &Arc<Broker>, s: &mut Session, args: Vec<Bytes>) ->
         "reset" => {
             s.subscriptions.clear(&broker.resp.registry);
             s.protocol = Protocol::Resp2;
-            s.authenticated = broker.config.resp_password.is_none();
+            s.authenticated = !auth_required(broker);
+            s.info.user = "default".to_owned();
             s.info.name.clear();
             s.info.resp = 2;
             s.publish_info(broker);
@@ -412,8 +428,24 @@ fn ping(s: &Session, args: &[Bytes]) -> Reply {
     }
 }
 
+/// Whether connections must authenticate: a password for the default user
+/// (`resp.requirepass`) or named users (`resp.users`) are configured. Otherwise every
+/// connection is the default user from the start, as in Redis without a password.
+fn auth_required(broker: &Broker) -> bool {
+    broker.config.resp_password.is_some() || !broker.config.resp_users.is_empty()
+}
+
+/// Whether `password` is `user`'s. The default user has `resp.requirepass`; with named
+/// users but no such password the default user is off (Redis's `user default off`); with
+/// neither it takes any password (Redis's `nopass`).
 fn check_password(broker: &Broker, user: &[u8], password: &[u8]) -> bool {
-    user == b"default" && broker.config.resp_password.as_deref().is_some_and(|p| p.as_bytes() == password)
+    if user == b"default" {
+        return match broker.config.resp_password.as_deref() {
+            Some(p) => p.as_bytes() == password,
+            None => !auth_required(broker),
+        };
+    }
+    broker.config.resp_users.iter().any(|(name, p)| name.as_bytes() == user && p.as_bytes() == password)
 }
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
@@ -424,17 +456,13 @@ fn auth(broker: &Broker, s: &mut Session, args: &[Bytes]) -> Reply {
         [user, password] => (&user[..], password),
         _ => return Reply::error("ERR syntax error"),
     };
-    if broker.config.resp_password.is_none() && args.len() == 1 {
+    if !auth_required(broker) && args.len() == 1 {
         return Reply::error(
             "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         );
     }
-    if broker.config.resp_password.is_none() && user == b"default" {
-        s.authenticated = true;
-        return Reply::ok();
-    }
     if check_password(broker, user, password) {
-        s.authenticated = true;
+        s.log_in(broker, user);
         Reply::ok()
     } else {
         Reply::error(WRONGPASS)
@@ -458,14 +486,10 @@ fn hello(broker: &Broker, s: &mut Session, args: &[Bytes]) -> Reply {
         match text(opt).to_ascii_lowercase().as_str() {
             "auth" if rest.len() >= 3 => {
                 let (user, password) = (&rest[1], &rest[2]);
-                let ok = match &broker.config.resp_password {
-                    None => user.as_ref() == b"default",
-                    Some(_) => check_password(broker, user, password),
-                };
-                if !ok {
+                if !check_password(broker, user, password) {
                     return Reply::error(WRONGPASS);
                 }
-                s.authenticated = true;
+                s.log_in(broker, user);
                 rest = &rest[3..];
             }
             "setname" if rest.len() >= 2 => {

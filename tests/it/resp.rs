@@ -194,6 +194,34 @@ fn go_redis_v9_handshake_is_answered() {
     }
 }
 
+/// Named users (`resp.users`): each authenticates with its own password, the default user
+/// is off without requirepass, and CLIENT LIST shows who is connected.
+#[test]
+fn named_users_authenticate_with_their_own_passwords() {
+    let broker = TestBroker::start(&["resp.users=alice:a1:x,bob:b2"]);
+    let mut c = connect(&broker);
+    let e = redis::cmd("GET").arg("k").query::<Option<String>>(&mut c).expect_err("noauth");
+    assert!(e.to_string().contains("NOAUTH"), "{e}");
+    for (user, password) in [("alice", "wrong"), ("default", "anything"), ("carol", "a1:x"), ("bob", "a1:x")] {
+        let e = redis::cmd("AUTH").arg(user).arg(password).query::<String>(&mut c).expect_err("wrongpass");
+        assert!(e.to_string().contains("WRONGPASS"), "{user}: {e}");
+    }
+    let e = redis::cmd("AUTH").arg("a1:x").query::<String>(&mut c).expect_err("default user is off");
+    assert!(e.to_string().contains("WRONGPASS"), "{e}");
+    assert_eq!(redis::cmd("AUTH").arg("alice").arg("a1:x").query::<String>(&mut c).expect("auth"), "OK");
+    assert_eq!(redis::cmd("SET").arg("k").arg("v").query::<String>(&mut c).expect("set"), "OK");
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut c).expect("client list");
+    assert!(list.contains("user=alice"), "{list}");
+    // A client URL with user and password (HELLO 3 AUTH or AUTH user password underneath).
+    let client = redis::Client::open(format!("redis://bob:b2@{}/", broker.resp_addr)).expect("client");
+    let mut b = client.get_connection().expect("connect as bob");
+    assert_eq!(redis::cmd("GET").arg("k").query::<String>(&mut b).expect("get"), "v");
+    // A bad entry is refused at start-up with the key's name.
+    let out = crate::util::run_weir(&["serve", "--set", "resp.users=alice", "--data-dir", "/nonexistent/weir"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resp.users"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 fn kafka_consumer(broker: &TestBroker, topic: &str) -> BaseConsumer {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap())
