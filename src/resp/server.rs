@@ -152,6 +152,9 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut appends = broker.subscribe_appends();
+    // One wait for shutdown for the connection's life, not a new one per request.
+    let stopping = shutdown.changed();
+    tokio::pin!(stopping);
     'conn: loop {
         // Answer every complete request already buffered (pipelining), then write once.
         let mut requests = Vec::new();
@@ -225,7 +228,7 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>
                     break;
                 }
             }
-            _ = shutdown.changed() => break,
+            _ = &mut stopping => break,
         }
     }
     session.close(&broker);
