@@ -461,6 +461,24 @@ pub struct Record<'a> {
     pub key: Option<&'a [u8]>,
     /// `None` is a null value: a tombstone.
     pub value: Option<&'a [u8]>,
+    /// The record's headers section, undecoded (count, then key/value pairs): most readers
+    /// never look at headers, so [`Record::headers`] decodes them on demand.
+    pub headers: &'a [u8],
+}
+
+impl<'a> Record<'a> {
+    /// The record's headers, in order: (key, value, `None` for a null value). Stops at the
+    /// first malformed header.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> {
+        let bytes = self.headers;
+        let mut pos = 0;
+        let count = read_varint(bytes, &mut pos).unwrap_or(0);
+        (0..count).map_while(move |_| {
+            let key = read_nullable(bytes, &mut pos)?.unwrap_or_default();
+            let value = read_nullable(bytes, &mut pos)?;
+            Some((key, value))
+        })
+    }
 }
 
 /// The records of an uncompressed batch (headers are skipped), for the broker's own readers of
@@ -515,12 +533,14 @@ impl<'a> RecordIter<'a> {
         let offset_delta = read_varint(body, &mut pos)?;
         let key = read_nullable(body, &mut pos)?;
         let value = read_nullable(body, &mut pos)?;
+        let headers = body.get(pos..)?;
         self.pos = end;
         Some(Record {
             offset: self.header.base_offset.checked_add(offset_delta)?,
             timestamp: self.header.base_timestamp.saturating_add(timestamp_delta),
             key,
             value,
+            headers,
         })
     }
 }
@@ -676,7 +696,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn records_of_a_built_batch_read_back_with_keys_values_and_tombstones() {
+    fn records_of_a_built_batch_read_back_with_keys_values_headers_and_tombstones() {
         let mut b = BatchBuilder::new();
         b.record(1_000, Some(b"k1"), Some(b"v1"), &[("h", b"x")]);
         b.record(1_005, Some(b"k2"), None, &[]);
@@ -687,11 +707,20 @@ pub(crate) mod tests {
         assert_eq!(
             got,
             vec![
-                Record { offset: 40, timestamp: 1_000, key: Some(b"k1"), value: Some(b"v1") },
-                Record { offset: 41, timestamp: 1_005, key: Some(b"k2"), value: None },
-                Record { offset: 42, timestamp: 1_002, key: None, value: Some(b"") },
+                // One header: count 1, key "h", value "x" (zig-zag varint lengths).
+                Record {
+                    offset: 40,
+                    timestamp: 1_000,
+                    key: Some(b"k1"),
+                    value: Some(b"v1"),
+                    headers: &[2, 2, b'h', 2, b'x']
+                },
+                Record { offset: 41, timestamp: 1_005, key: Some(b"k2"), value: None, headers: &[0] },
+                Record { offset: 42, timestamp: 1_002, key: None, value: Some(b""), headers: &[0] },
             ]
         );
+        let headers: Vec<Vec<_>> = got.iter().map(|r| r.headers().collect()).collect();
+        assert_eq!(headers, vec![vec![(&b"h"[..], Some(&b"x"[..]))], vec![], vec![]]);
         // A truncated batch yields what parses, then stops.
         assert!(records(&batch[..batch.len() - 1]).is_none());
     }

@@ -60,10 +60,7 @@ pub(crate) fn for_each_record(
         let codec = header.compression().map_err(|e| DecodeError::Batch(e.to_string()))?;
         let section = codec::decompress(codec, body)
             .map_err(|e| DecodeError::Batch(format!("batch at offset {}: {e}", header.base_offset)))?;
-        let mut iter = records_in(&section, &header);
-        loop {
-            let from = iter.position();
-            let Some(record) = iter.next() else { break };
+        for record in records_in(&section, &header) {
             if record.offset < position {
                 continue;
             }
@@ -76,7 +73,7 @@ pub(crate) fn for_each_record(
                 timestamp,
                 key: record.key,
                 value: record.value,
-                headers: record_headers(&section[from..iter.position()]),
+                headers: record.headers().collect(),
             };
             position = record.offset + 1;
             if emit(view).map_err(DecodeError::Io)?.is_break() {
@@ -86,53 +83,6 @@ pub(crate) fn for_each_record(
         position = position.max(header.next_offset());
     }
     Ok(position)
-}
-
-fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<i64> {
-    let mut value: u64 = 0;
-    for shift in (0..70).step_by(7) {
-        let byte = *bytes.get(*pos)?;
-        *pos += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some((value >> 1) as i64 ^ -((value & 1) as i64)); // zig-zag
-        }
-    }
-    None
-}
-
-fn read_bytes<'a>(bytes: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
-    let len = read_varint(bytes, pos)?;
-    if len < 0 {
-        return Some(None);
-    }
-    let end = pos.checked_add(usize::try_from(len).ok()?)?;
-    let slice = bytes.get(*pos..end)?;
-    *pos = end;
-    Some(Some(slice))
-}
-
-/// The headers of one record (`record` is its bytes, length prefix included), which
-/// [`records_in`] skips. A malformed record has no headers.
-fn record_headers(record: &[u8]) -> Vec<(&[u8], Option<&[u8]>)> {
-    let parse = || {
-        let mut pos = 0;
-        read_varint(record, &mut pos)?; // length
-        pos += 1; // attributes
-        read_varint(record, &mut pos)?; // timestamp delta
-        read_varint(record, &mut pos)?; // offset delta
-        read_bytes(record, &mut pos)?; // key
-        read_bytes(record, &mut pos)?; // value
-        let count = read_varint(record, &mut pos)?;
-        let mut headers = Vec::with_capacity(usize::try_from(count).ok()?.min(64));
-        for _ in 0..count {
-            let key = read_bytes(record, &mut pos)?.unwrap_or_default();
-            let value = read_bytes(record, &mut pos)?;
-            headers.push((key, value));
-        }
-        Some(headers)
-    };
-    parse().unwrap_or_default()
 }
 
 #[cfg(test)]
