@@ -3,15 +3,20 @@
 //! CPU seconds (from /proc) and anonymous memory.
 //!
 //! `cargo bench --bench e2e` (all scenarios), or name some:
-//! `cargo bench --bench e2e -- produce-100B-acks1-p1 consume-100B latency`
+//! `cargo bench --bench e2e -- produce-100B-acks1-p1 consume-100B consume-batched-100B latency`
 //! Consumer groups: `consume-group-100B` (subscribe instead of assign, against
 //! `consume-100B-p8`), `commit` (OffsetCommit latency at 1,000 commits/s) and `rebalance`
 //! (3 members, from the last JoinGroup to the last SyncGroup answer).
 //! Sizes: `WEIR_E2E_MESSAGES` (default 1,000,000), `WEIR_E2E_LATENCY_SECS` (default 30).
-//! Extra consumer settings: `WEIR_E2E_CONSUMER="fetch.queue.backoff.ms=10,..."` (librdkafka
-//! 2.12's default `fetch.queue.backoff.ms=1000` pauses fetching for a second whenever its
-//! local queue holds `queued.min.messages` (100,000), which caps small-message consumption
-//! against any broker).
+//! Consumers: `consume-*` take one message per `poll` (the rdkafka crate's API);
+//! `consume-batched-*` take up to 1,000 per call through librdkafka's
+//! `rd_kafka_consume_batch_queue`, with the same (default) configuration. Why both: with
+//! default settings librdkafka fetches 100 B records faster than a per-message `poll` loop
+//! (about 1 M msgs/s) drains them, so its local queue reaches `queued.min.messages`
+//! (100,000) and `fetch.queue.backoff.ms` (default 1,000) stops fetching for a second, against
+//! any broker. An application that drains in batches keeps the queue short and sees what the
+//! broker can serve.
+//! Extra consumer settings: `WEIR_E2E_CONSUMER="fetch.queue.backoff.ms=10,..."`.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -192,6 +197,46 @@ fn consume(broker: &Broker, topic: &str, n: u64, size: usize, partitions: i32) {
         }
     }
     report(&format!("consume-{size}B-p{partitions}"), n, size, start.elapsed(), broker.cpu_seconds() - cpu0);
+}
+
+/// Like [`consume`], but the application takes messages in batches of up to 1,000 through
+/// librdkafka's `rd_kafka_consume_batch_queue` (the call confluent-kafka's `consume(n)` makes)
+/// instead of one `poll` per message. Same client configuration.
+#[allow(unsafe_code)] // FFI: the rdkafka crate does not wrap librdkafka's batch consume
+fn consume_batched(broker: &Broker, topic: &str, n: u64, size: usize, partitions: i32) {
+    use rdkafka::bindings as rd;
+    let c = consumer(broker, "bench-batched");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Stored).expect("tpl");
+    }
+    c.assign(&tpl).expect("assign");
+    // SAFETY: the queue handle comes from the live consumer `c` and is destroyed before it.
+    let queue = unsafe { rd::rd_kafka_queue_get_consumer(c.client().native_ptr()) };
+    assert!(!queue.is_null(), "consumer queue");
+    let mut batch = vec![std::ptr::null_mut::<rd::rd_kafka_message_t>(); 1000];
+    let cpu0 = broker.cpu_seconds();
+    let start = Instant::now();
+    let mut got = 0u64;
+    while got < n {
+        // SAFETY: `batch` has room for `batch.len()` pointers; each returned message is read
+        // and then destroyed exactly once.
+        let count = unsafe { rd::rd_kafka_consume_batch_queue(queue, 10_000, batch.as_mut_ptr(), batch.len()) };
+        assert!(count > 0, "no message within 10 s after {got} (returned {count})");
+        for &m in &batch[..count as usize] {
+            // SAFETY: librdkafka returned `m` as a valid message it owns until destroyed.
+            unsafe {
+                assert_eq!((*m).err, rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR, "consume error");
+                assert_eq!((*m).len, size);
+                rd::rd_kafka_message_destroy(m);
+            }
+        }
+        got += count as u64;
+    }
+    let elapsed = start.elapsed();
+    // SAFETY: the handle from rd_kafka_queue_get_consumer, released once.
+    unsafe { rd::rd_kafka_queue_destroy(queue) };
+    report(&format!("consume-batched-{size}B-p{partitions}"), n, size, elapsed, broker.cpu_seconds() - cpu0);
 }
 
 /// Like [`consume`], but as a group member (subscribe): the cost of consuming in a group.
@@ -419,22 +464,32 @@ fn main() {
     );
     for (acks, partitions) in [("1", 1), ("1", 8), ("all", 1), ("all", 8)] {
         let name = format!("produce-100B-acks{acks}-p{partitions}");
-        if wanted(&name) || (wanted("consume-100B") || wanted("consume-group-100B")) && acks == "1" {
+        if wanted(&name)
+            || (wanted("consume-100B") || wanted("consume-batched-100B") || wanted("consume-group-100B")) && acks == "1"
+        {
             let topic = format!("t100-{acks}-{partitions}");
             broker.create_topic(&topic, partitions);
             produce(&broker, &topic, n, 100, acks, partitions);
             if acks == "1" && wanted("consume-100B") {
                 consume(&broker, &topic, n, 100, partitions);
             }
+            if acks == "1" && wanted("consume-batched-100B") {
+                consume_batched(&broker, &topic, n, 100, partitions);
+            }
             if acks == "1" && partitions == 8 && wanted("consume-group-100B") {
                 consume_in_group(&broker, &topic, n, 100);
             }
         }
     }
-    if wanted("produce-1024B") || wanted("consume-1024B") {
+    if wanted("produce-1024B") || wanted("consume-1024B") || wanted("consume-batched-1024B") {
         broker.create_topic("t1k", 1);
         produce(&broker, "t1k", n / 2, 1024, "1", 1);
-        consume(&broker, "t1k", n / 2, 1024, 1);
+        if wanted("produce-1024B") || wanted("consume-1024B") {
+            consume(&broker, "t1k", n / 2, 1024, 1);
+        }
+        if wanted("consume-batched-1024B") {
+            consume_batched(&broker, "t1k", n / 2, 1024, 1);
+        }
     }
     if wanted("latency") {
         latency(&broker, 10_000, latency_secs);
