@@ -68,6 +68,7 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     if broker.config.cleaner_enable {
         tasks.spawn(cleaner(Arc::clone(&broker), shutdown_rx.clone()));
     }
+    tasks.spawn(metrics_upkeep(metrics.clone(), shutdown_rx.clone()));
     tasks.spawn(http::serve(http, Arc::clone(&broker), metrics, shutdown_rx.clone()));
     tasks.spawn(crate::resp::server::start(resp, Arc::clone(&broker), shutdown_rx.clone())?);
     let mut connections = JoinSet::new();
@@ -121,6 +122,24 @@ async fn cleaner(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
                 let b = Arc::clone(&broker);
                 let _ = tokio::task::spawn_blocking(move || b.compact()).await;
             }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// How often histogram samples are folded into their buckets.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// Folds recorded histogram samples into their buckets every [`METRICS_UPKEEP`]. The
+/// exporter keeps each sample until then (or until a scrape), so without this a broker that
+/// nobody scrapes would hold every request's latency sample: about 8 bytes a request,
+/// 14 MiB per 2 minutes at 15,000 requests/s.
+async fn metrics_upkeep(metrics: metrics_exporter_prometheus::PrometheusHandle, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(METRICS_UPKEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => metrics.run_upkeep(),
             _ = shutdown.changed() => return,
         }
     }
