@@ -46,6 +46,8 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("log.flush.interval.messages", "9223372036854775807"),
     ("log.flush.interval.ms", ""),
     ("log.flush.scheduler.interval.ms", "1000"),
+    ("producer.id.expiration.ms", "86400000"),
+    ("producer.id.expiration.check.interval.ms", "600000"),
     ("log.retention.check.interval.ms", "300000"),
     ("message.max.bytes", "1048588"),
     ("log.message.timestamp.type", "CreateTime"),
@@ -289,6 +291,8 @@ impl RawConfig {
             request_timeout: ms("request.timeout.ms")?,
             flush_check_interval: ms("log.flush.scheduler.interval.ms")?,
             retention_check_interval: ms("log.retention.check.interval.ms")?,
+            producer_id_expiration: ms("producer.id.expiration.ms")?,
+            producer_id_expiration_check_interval: ms("producer.id.expiration.check.interval.ms")?,
             cleaner_enable: self.parse("log.cleaner.enable")?,
             cleaner_backoff: ms("log.cleaner.backoff.ms")?,
             log,
@@ -331,6 +335,11 @@ pub struct BrokerConfig {
     pub request_timeout: Duration,
     pub flush_check_interval: Duration,
     pub retention_check_interval: Duration,
+    /// `producer.id.expiration.ms`: an idempotent producer whose last batch is this old is
+    /// forgotten (its next batch is accepted at any sequence).
+    pub producer_id_expiration: Duration,
+    /// `producer.id.expiration.check.interval.ms`: how often expired producers are removed.
+    pub producer_id_expiration_check_interval: Duration,
     /// `log.cleaner.enable`: compact topics with `cleanup.policy=compact`.
     pub cleaner_enable: bool,
     /// `log.cleaner.backoff.ms`: how often the cleaner looks for logs to compact.

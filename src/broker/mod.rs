@@ -431,7 +431,7 @@ impl Broker {
                     base_offset: info.base_offset,
                     last_offset: info.last_offset,
                 };
-                producers.record(header.producer_id, header.producer_epoch, meta);
+                producers.record(header.producer_id, header.producer_epoch, meta, info.max_timestamp);
             }
             (info, log.flush_due(now))
         };
@@ -502,6 +502,22 @@ impl Broker {
             }
             Err(e) => tracing::error!(error = %e, "writing checkpoints failed"),
         }
+    }
+
+    /// Forgets idempotent producers idle for `producer.id.expiration.ms` on every partition
+    /// (Kafka's producer id expiration). Returns how many were removed.
+    pub fn expire_producers(&self) -> usize {
+        let expiration = i64::try_from(self.config.producer_id_expiration.as_millis()).unwrap_or(i64::MAX);
+        let now = now_ms();
+        let removed: usize = self
+            .all_partitions()
+            .iter()
+            .map(|p| p.producers.lock().unwrap_or_else(|p| p.into_inner()).expire(now, expiration))
+            .sum();
+        if removed > 0 {
+            tracing::debug!(removed, "expired idle producer ids");
+        }
+        removed
     }
 
     /// One compaction pass over every compacted partition that is dirty enough (blocking:

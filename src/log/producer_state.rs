@@ -3,12 +3,18 @@
 //!
 //! Decisions are pure ([`ProducerState::check`]); the caller appends and then
 //! [`ProducerState::record`]s. Rules, as Kafka applies them:
+//! - a producer the partition has no state for (new, expired, or whose batches retention
+//!   deleted) is accepted at any sequence, as Kafka does since KIP-360;
 //! - an epoch below the producer's current one is fenced: INVALID_PRODUCER_EPOCH;
 //! - a batch matching one of the last five (same epoch, first and last sequence) is a retry:
 //!   it is acknowledged with the original offsets and not written again;
 //! - otherwise, in the current epoch the first sequence must follow the last one
 //!   (wrapping after `i32::MAX`), and a new epoch must start at sequence 0:
 //!   OUT_OF_ORDER_SEQUENCE_NUMBER.
+//!
+//! A producer whose last batch is older than `producer.id.expiration.ms` (by the batch's max
+//! timestamp, as Kafka measures it) is forgotten by [`ProducerState::expire`], so a broker
+//! that sees many short-lived idempotent producers does not keep them all.
 //!
 //! # Durability
 //! The state is a function of the log's batch headers (producer id, epoch, base sequence,
@@ -44,6 +50,18 @@ pub struct BatchMeta {
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMeta>,
+    /// Max timestamp (ms) of the producer's last batch: what expiry measures from. Snapshots
+    /// written before this field existed load it as [`UNKNOWN_TIMESTAMP`], replaced by the
+    /// load time.
+    #[serde(default = "unknown_timestamp")]
+    last_timestamp: i64,
+}
+
+/// `last_timestamp` of an entry read from a snapshot that did not record it.
+const UNKNOWN_TIMESTAMP: i64 = i64::MIN;
+
+fn unknown_timestamp() -> i64 {
+    UNKNOWN_TIMESTAMP
 }
 
 /// What to do with an idempotent batch.
@@ -84,8 +102,10 @@ impl ProducerState {
     /// Decides what to do with a batch of `producer_id`/`epoch` spanning `first_seq..=last_seq`.
     pub fn check(&self, producer_id: i64, epoch: i16, first_seq: i32, last_seq: i32) -> SequenceCheck {
         let Some(entry) = self.producers.get(&producer_id) else {
-            // A producer this partition has not seen: its first batch starts at 0.
-            return if first_seq == 0 { SequenceCheck::Append } else { SequenceCheck::OutOfOrder };
+            // No state: a new producer, or one expired or deleted by retention. Kafka accepts
+            // any sequence here; refusing would make the client reset its sequence and resend
+            // what it holds, the duplicates idempotence exists to prevent.
+            return SequenceCheck::Append;
         };
         if epoch < entry.epoch {
             return SequenceCheck::InvalidEpoch;
@@ -102,13 +122,14 @@ impl ProducerState {
         }
     }
 
-    /// Records an appended batch.
-    pub fn record(&mut self, producer_id: i64, epoch: i16, meta: BatchMeta) {
+    /// Records an appended batch whose max timestamp is `timestamp` (ms).
+    pub fn record(&mut self, producer_id: i64, epoch: i16, meta: BatchMeta, timestamp: i64) {
         let entry = self.producers.entry(producer_id).or_default();
         if epoch != entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
         }
+        entry.last_timestamp = timestamp;
         entry.batches.push_back(meta);
         while entry.batches.len() > REMEMBERED_BATCHES {
             entry.batches.pop_front();
@@ -129,8 +150,16 @@ impl ProducerState {
         };
         let current = self.producers.get(&header.producer_id).map(|e| e.epoch);
         if current.is_none_or(|e| header.producer_epoch >= e) {
-            self.record(header.producer_id, header.producer_epoch, meta);
+            self.record(header.producer_id, header.producer_epoch, meta, header.max_timestamp);
         }
+    }
+
+    /// Forgets every producer whose last batch's max timestamp is `expiration_ms` or more
+    /// before `now_ms` (Kafka's `producer.id.expiration.ms`). Returns how many were removed.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        before - self.producers.len()
     }
 
     /// The current epoch of a producer, if known.
@@ -171,7 +200,20 @@ impl ProducerState {
         };
         let snapshot: Snapshot = serde_json::from_slice(&bytes)
             .map_err(|e| Error::CorruptMetadata { path: path.clone(), reason: e.to_string() })?;
-        Ok(Some((ProducerState { producers: snapshot.producers.into_iter().collect() }, snapshot.offset)))
+        let loaded_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let producers = snapshot
+            .producers
+            .into_iter()
+            .map(|(id, mut e)| {
+                if e.last_timestamp == UNKNOWN_TIMESTAMP {
+                    e.last_timestamp = loaded_at;
+                }
+                (id, e)
+            })
+            .collect();
+        Ok(Some((ProducerState { producers }, snapshot.offset)))
     }
 }
 
@@ -191,17 +233,49 @@ mod tests {
     }
 
     #[test]
-    fn a_new_producer_starts_at_sequence_zero() {
+    fn a_producer_without_state_is_accepted_at_any_sequence() {
         let s = ProducerState::default();
         assert_eq!(s.check(7, 0, 0, 4), SequenceCheck::Append);
-        assert_eq!(s.check(7, 0, 5, 9), SequenceCheck::OutOfOrder);
+        assert_eq!(s.check(7, 0, 5, 9), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn producers_idle_for_the_expiration_are_forgotten() {
+        let mut s = ProducerState::default();
+        s.record(1, 0, meta(0, 4, 0), 1_000);
+        s.record(2, 0, meta(0, 4, 5), 5_000);
+        assert_eq!(s.expire(10_999, 10_000), 0);
+        assert_eq!(s.expire(11_000, 10_000), 1, "idle for exactly the expiration");
+        assert_eq!(s.epoch(1), None);
+        assert_eq!(s.epoch(2), Some(0));
+        // A new batch restarts the clock.
+        s.record(2, 0, meta(5, 9, 10), 14_000);
+        assert_eq!(s.expire(20_000, 10_000), 0);
+        // After expiry, the producer's next batch is accepted whatever its sequence.
+        assert_eq!(s.check(1, 0, 5, 9), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn snapshots_without_timestamps_load_as_fresh() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = r#"{"version":1,"offset":5,"producers":[[9,{"epoch":0,"batches":[
+            {"first_seq":0,"last_seq":4,"base_offset":0,"last_offset":4}]}]]}"#;
+        std::fs::write(dir.path().join(SNAPSHOT_FILE), old).expect("write");
+        let (mut s, offset) = ProducerState::read_snapshot(dir.path()).expect("read").expect("snapshot");
+        assert_eq!(offset, 5);
+        assert_eq!(s.check(9, 0, 0, 4), SequenceCheck::Duplicate(meta(0, 4, 0)));
+        let now =
+            i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis())
+                .unwrap();
+        assert_eq!(s.expire(now, 60_000), 0, "kept for a full expiration after loading");
+        assert_eq!(s.expire(now + 120_000, 60_000), 1);
     }
 
     #[test]
     fn sequences_must_follow_and_retries_of_the_last_five_are_duplicates() {
         let mut s = ProducerState::default();
         for i in 0..7 {
-            s.record(7, 0, meta(i * 5, i * 5 + 4, i64::from(i) * 5));
+            s.record(7, 0, meta(i * 5, i * 5 + 4, i64::from(i) * 5), 0);
         }
         assert_eq!(s.check(7, 0, 35, 39), SequenceCheck::Append);
         assert_eq!(s.check(7, 0, 36, 40), SequenceCheck::OutOfOrder);
@@ -214,11 +288,11 @@ mod tests {
     #[test]
     fn older_epochs_are_fenced_and_a_new_epoch_restarts_sequences() {
         let mut s = ProducerState::default();
-        s.record(7, 3, meta(0, 4, 0));
+        s.record(7, 3, meta(0, 4, 0), 0);
         assert_eq!(s.check(7, 2, 5, 9), SequenceCheck::InvalidEpoch);
         assert_eq!(s.check(7, 4, 5, 9), SequenceCheck::OutOfOrder);
         assert_eq!(s.check(7, 4, 0, 0), SequenceCheck::Append);
-        s.record(7, 4, meta(0, 0, 5));
+        s.record(7, 4, meta(0, 0, 5), 0);
         assert_eq!(s.epoch(7), Some(4));
         assert_eq!(s.check(7, 4, 1, 1), SequenceCheck::Append);
     }
@@ -226,7 +300,7 @@ mod tests {
     #[test]
     fn sequences_wrap_after_i32_max() {
         let mut s = ProducerState::default();
-        s.record(1, 0, meta(i32::MAX - 1, i32::MAX, 0));
+        s.record(1, 0, meta(i32::MAX - 1, i32::MAX, 0), 0);
         assert_eq!(s.check(1, 0, 0, 3), SequenceCheck::Append);
         assert_eq!(last_seq(i32::MAX, 3), 1);
     }
@@ -235,8 +309,8 @@ mod tests {
     fn snapshots_round_trip() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = ProducerState::default();
-        s.record(1, 2, meta(0, 9, 100));
-        s.record(3, 0, meta(0, 0, 110));
+        s.record(1, 2, meta(0, 9, 100), 1_700_000_000_000);
+        s.record(3, 0, meta(0, 0, 110), 1_700_000_000_500);
         s.write_snapshot(dir.path(), 111).expect("write");
         assert_eq!(ProducerState::read_snapshot(dir.path()).expect("read"), Some((s, 111)));
     }

@@ -170,11 +170,12 @@ async fn group_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
 
 /// Every `log.flush.scheduler.interval.ms`: flushes what `flush.messages`/`flush.ms` make
 /// due and writes checkpoints; every `log.retention.check.interval.ms` also applies
-/// retention.
+/// retention, and every `producer.id.expiration.check.interval.ms` expires idle producer ids.
 async fn maintenance(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(broker.config.flush_check_interval.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut next_retention = tokio::time::Instant::now();
+    let mut next_producer_expiry = tokio::time::Instant::now() + broker.config.producer_id_expiration_check_interval;
     loop {
         tokio::select! {
             now = tick.tick() => {
@@ -182,8 +183,18 @@ async fn maintenance(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
                 if retention {
                     next_retention = now + broker.config.retention_check_interval;
                 }
+                let expire_producers = now >= next_producer_expiry;
+                if expire_producers {
+                    next_producer_expiry = now + broker.config.producer_id_expiration_check_interval;
+                }
                 let b = Arc::clone(&broker);
-                let _ = tokio::task::spawn_blocking(move || b.maintain(retention)).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    b.maintain(retention);
+                    if expire_producers {
+                        b.expire_producers();
+                    }
+                })
+                .await;
             }
             _ = shutdown.changed() => return,
         }

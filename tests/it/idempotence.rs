@@ -1,6 +1,7 @@
 //! The idempotent producer: retries are written once, sequence and epoch errors are Kafka's,
-//! and the producer state survives restarts and crashes. Raw requests are encoded with the
-//! `kafka-protocol` crate (a real Kafka codec) so that the exact retry can be replayed.
+//! the producer state survives restarts and crashes, and idle producer ids expire. Raw
+//! requests are encoded with the `kafka-protocol` crate (a real Kafka codec) so that the
+//! exact retry can be replayed.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -106,6 +107,44 @@ fn retries_are_written_once_and_sequence_and_epoch_errors_are_kafkas() {
     assert_eq!(produce_raw(&broker, topic, &idempotent_batch(1000, 1, 1, 1)), (0, 6), "retry after SIGKILL");
     assert_eq!(produce_raw(&broker, topic, &idempotent_batch(1000, 1, 3, 1)).0, 45);
     assert_eq!(log_end(&broker, topic), 7);
+}
+
+#[test]
+fn idle_producers_expire_and_a_producer_without_state_is_accepted_at_any_sequence() {
+    let broker = TestBroker::start(&[
+        "producer.id.expiration.ms=2000",
+        "producer.id.expiration.check.interval.ms=100",
+        "log.flush.scheduler.interval.ms=100",
+    ]);
+    let topic = "expiry";
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("allow.auto.create.topics", "true")
+        .create()
+        .expect("consumer");
+    c.fetch_metadata(Some(topic), Duration::from_secs(20)).expect("metadata auto-creates");
+
+    // A producer the partition has no state for (here: never seen; in life, expired or its
+    // batches deleted) is accepted mid-sequence, as Kafka does; from then on it is known.
+    assert_eq!(produce_raw(&broker, topic, &idempotent_batch(2000, 0, 7, 1)), (0, 0));
+    assert_eq!(produce_raw(&broker, topic, &idempotent_batch(2000, 0, 9, 1)).0, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
+
+    let batch = idempotent_batch(2001, 0, 0, 2);
+    assert_eq!(produce_raw(&broker, topic, &batch), (0, 1));
+    assert_eq!(produce_raw(&broker, topic, &batch), (0, 1), "a retry while the producer is known");
+    // Idle for producer.id.expiration.ms, the producer is forgotten: the same batch is new.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (error, offset) = produce_raw(&broker, topic, &batch);
+        assert_eq!(error, 0);
+        if offset != 1 {
+            assert_eq!(offset, 3, "appended after the log end");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "producer 2001 was not expired within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(log_end(&broker, topic), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
