@@ -264,9 +264,8 @@ mod tests {
         let (mut s, offset) = ProducerState::read_snapshot(dir.path()).expect("read").expect("snapshot");
         assert_eq!(offset, 5);
         assert_eq!(s.check(9, 0, 0, 4), SequenceCheck::Duplicate(meta(0, 4, 0)));
-        let now =
-            i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis())
-                .unwrap();
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+        let now = i64::try_from(since_epoch.as_millis()).expect("ms fit i64");
         assert_eq!(s.expire(now, 60_000), 0, "kept for a full expiration after loading");
         assert_eq!(s.expire(now + 120_000, 60_000), 1);
     }
