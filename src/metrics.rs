@@ -2,8 +2,9 @@
 //! `weir_` prefix, base units (`_seconds`, `_bytes`), `_total` for counters.
 //!
 //! Counters and the request histogram are recorded where things happen (connection, produce,
-//! fetch); per-partition gauges are refreshed when `/metrics` is scraped, so the append path
-//! pays nothing for them.
+//! fetch). Per-partition and per-group gauges are written from the broker's state when
+//! `/metrics` is scraped: the append path pays nothing for them, and a deleted topic or
+//! group leaves no series behind.
 
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -66,11 +67,6 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     describe_counter!(BYTES_OUT, Unit::Bytes, "Record batch bytes returned by fetches, by topic.");
     describe_counter!(RECORDS_OUT, "Records returned by fetches, by topic.");
     describe_counter!(PRODUCE_ERRORS, "Partition produce requests refused, by topic and Kafka error code.");
-    describe_gauge!(LOG_END_OFFSET, "Offset after the last record of the partition.");
-    describe_gauge!(HIGH_WATERMARK, "Offset up to which the partition's records are committed and readable.");
-    describe_gauge!(LOG_START_OFFSET, "First readable offset of the partition.");
-    describe_gauge!(LOG_SIZE, Unit::Bytes, "Bytes of the partition's segments.");
-    describe_gauge!(LOG_OFFLINE, "1 when the partition's log is offline after a storage error.");
     describe_gauge!(PARTITIONS, "Partitions hosted by this broker.");
     describe_gauge!(RESP_CONNECTIONS, "Open RESP (Redis protocol) connections.");
     describe_counter!(RESP_COMMANDS, "RESP commands run, by command.");
@@ -86,8 +82,6 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "Records compaction removed (superseded, or expired tombstones), by topic."
     );
     describe_counter!(CLEANER_ERRORS, "Compaction passes that failed, by topic.");
-    describe_gauge!(PARTITION_REPLICAS, "Replicas assigned to the partition.");
-    describe_gauge!(PARTITION_ISR, "Replicas of the partition in sync (none while its log is offline).");
     describe_gauge!(UNDER_REPLICATED, "Partitions with fewer in-sync replicas than replicas.");
     describe_gauge!(OFFLINE_PARTITIONS, "Partitions whose log is offline after a storage error.");
     describe_gauge!(DISK_FREE, Unit::Bytes, "Bytes available to weir on the data directory's filesystem.");
@@ -106,28 +100,64 @@ pub fn render(handle: &PrometheusHandle, broker: &Broker) -> String {
         metrics::gauge!(DISK_FREE).set(free as f64);
         metrics::gauge!(DISK_TOTAL).set(total as f64);
     }
-    let (mut under_replicated, mut offline) = (0usize, 0usize);
-    for p in partitions {
-        let labels =
-            [("topic", p.topic_partition.topic.clone()), ("partition", p.topic_partition.partition.to_string())];
-        let reader = &p.log.reader;
-        metrics::gauge!(LOG_END_OFFSET, &labels).set(reader.log_end_offset() as f64);
-        metrics::gauge!(HIGH_WATERMARK, &labels).set(p.high_watermark() as f64);
-        metrics::gauge!(LOG_START_OFFSET, &labels).set(reader.log_start_offset() as f64);
-        metrics::gauge!(LOG_SIZE, &labels).set(reader.size() as f64);
-        let is_offline = p.is_offline();
-        metrics::gauge!(LOG_OFFLINE, &labels).set(if is_offline { 1.0 } else { 0.0 });
+    let (mut rows, mut under_replicated, mut offline) = (Vec::with_capacity(partitions.len()), 0usize, 0usize);
+    for p in &partitions {
         let (replicas, isr) = p.replica_sets(broker.config.node_id);
-        metrics::gauge!(PARTITION_REPLICAS, &labels).set(replicas.len() as f64);
-        metrics::gauge!(PARTITION_ISR, &labels).set(isr.len() as f64);
+        let is_offline = p.is_offline();
         under_replicated += usize::from(isr.len() < replicas.len());
         offline += usize::from(is_offline);
+        rows.push(PartitionRow {
+            topic: label(&p.topic_partition.topic),
+            partition: p.topic_partition.partition,
+            values: [
+                p.log.reader.log_end_offset(),
+                p.high_watermark(),
+                p.log.reader.log_start_offset(),
+                i64::try_from(p.log.reader.size()).unwrap_or(i64::MAX),
+                i64::from(is_offline),
+                replicas.len() as i64,
+                isr.len() as i64,
+            ],
+        });
     }
     metrics::gauge!(UNDER_REPLICATED).set(under_replicated as f64);
     metrics::gauge!(OFFLINE_PARTITIONS).set(offline as f64);
     let mut text = handle.render();
+    render_partitions(&mut text, &rows);
     render_groups(&mut text, broker);
     text
+}
+
+/// One partition's gauges, in [`PARTITION_GAUGES`] order.
+struct PartitionRow {
+    topic: String,
+    partition: i32,
+    values: [i64; 7],
+}
+
+/// Per-partition gauges: name, help, and the order of [`PartitionRow::values`].
+const PARTITION_GAUGES: [(&str, &str); 7] = [
+    (LOG_END_OFFSET, "Offset after the last record of the partition."),
+    (HIGH_WATERMARK, "Offset up to which the partition's records are committed and readable."),
+    (LOG_START_OFFSET, "First readable offset of the partition."),
+    (LOG_SIZE, "Bytes of the partition's segments."),
+    (LOG_OFFLINE, "1 when the partition's log is offline after a storage error."),
+    (PARTITION_REPLICAS, "Replicas assigned to the partition."),
+    (PARTITION_ISR, "Replicas of the partition in sync (none while its log is offline)."),
+];
+
+/// Per-partition series, written from the broker's partitions at scrape time (not through
+/// the recorder, so a deleted topic's series disappear with it instead of staying at their
+/// last values).
+fn render_partitions(out: &mut String, rows: &[PartitionRow]) {
+    use std::fmt::Write;
+    for (i, (name, help)) in PARTITION_GAUGES.iter().enumerate() {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for r in rows {
+            let _ = writeln!(out, "{name}{{topic=\"{}\",partition=\"{}\"}} {}", r.topic, r.partition, r.values[i]);
+        }
+    }
 }
 
 pub const GROUP_LAG: &str = "weir_group_lag";

@@ -4,6 +4,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -81,4 +83,14 @@ async fn metrics_count_requests_bytes_records_and_describe_partitions() {
     assert_eq!(sample(&metrics, "weir_partition_offline{topic=\"m\",partition=\"0\"}"), Some(0.0));
     assert!(sample(&metrics, "weir_active_connections").is_some_and(|n| n >= 1.0));
     assert!(metrics.contains("# HELP weir_topic_bytes_in_total"), "metrics are described");
+    assert!(metrics.contains("# TYPE weir_partition_log_size_bytes gauge"), "partition gauges are typed");
+
+    // A deleted topic's partition series go with it (not left at their last values).
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).create().expect("admin");
+    let deleted = admin.delete_topics(&["m"], &AdminOptions::new()).await.expect("delete");
+    assert!(deleted[0].is_ok(), "{deleted:?}");
+    let metrics = http_get(&broker, "/metrics").1;
+    assert_eq!(sample(&metrics, "weir_partition_log_end_offset{topic=\"m\",partition=\"0\"}"), None, "{metrics}");
+    assert_eq!(sample(&metrics, "weir_partition_offline{topic=\"m\",partition=\"0\"}"), None);
 }
