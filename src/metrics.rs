@@ -6,6 +6,8 @@
 //! `/metrics` is scraped: the append path pays nothing for them, and a deleted topic or
 //! group leaves no series behind.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -62,10 +64,6 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     );
     describe_counter!(CONNECTION_ERRORS, "Connections closed because a request broke the protocol or a limit.");
     describe_gauge!(ACTIVE_CONNECTIONS, "Open Kafka client connections.");
-    describe_counter!(BYTES_IN, Unit::Bytes, "Record batch bytes appended, by topic.");
-    describe_counter!(RECORDS_IN, "Records appended, by topic.");
-    describe_counter!(BYTES_OUT, Unit::Bytes, "Record batch bytes returned by fetches, by topic.");
-    describe_counter!(RECORDS_OUT, "Records returned by fetches, by topic.");
     describe_counter!(PRODUCE_ERRORS, "Partition produce requests refused, by topic and Kafka error code.");
     describe_gauge!(PARTITIONS, "Partitions hosted by this broker.");
     describe_gauge!(RESP_CONNECTIONS, "Open RESP (Redis protocol) connections.");
@@ -124,8 +122,66 @@ pub fn render(handle: &PrometheusHandle, broker: &Broker) -> String {
     metrics::gauge!(OFFLINE_PARTITIONS).set(offline as f64);
     let mut text = handle.render();
     render_partitions(&mut text, &rows);
+    render_traffic(&mut text, &partitions);
     render_groups(&mut text, broker);
     text
+}
+
+/// A partition's traffic: bytes and records appended and fetched. Plain counters on the
+/// partition (one relaxed add each on the append and fetch paths), summed per topic at
+/// scrape time, so a deleted topic's series go with it; a topic created again under the
+/// same name starts from zero, a counter reset that `rate()` handles.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    bytes_in: AtomicU64,
+    records_in: AtomicU64,
+    bytes_out: AtomicU64,
+    records_out: AtomicU64,
+}
+
+impl Traffic {
+    /// An appended batch of `bytes` holding `records` records.
+    pub fn count_in(&self, bytes: usize, records: i32) {
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.records_in.fetch_add(u64::try_from(records).unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Fetched record bytes holding `records` records.
+    pub fn count_out(&self, bytes: usize, records: i64) {
+        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.records_out.fetch_add(u64::try_from(records).unwrap_or(0), Ordering::Relaxed);
+    }
+
+    fn values(&self) -> [u64; 4] {
+        [&self.bytes_in, &self.records_in, &self.bytes_out, &self.records_out].map(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// Per-topic counters: name, help, and the order of [`Traffic::values`].
+const TRAFFIC_COUNTERS: [(&str, &str); 4] = [
+    (BYTES_IN, "Record batch bytes appended, by topic."),
+    (RECORDS_IN, "Records appended, by topic."),
+    (BYTES_OUT, "Record batch bytes returned by fetches, by topic."),
+    (RECORDS_OUT, "Records returned by fetches, by topic."),
+];
+
+/// Per-topic traffic counters: the sum over each topic's partitions.
+fn render_traffic(out: &mut String, partitions: &[std::sync::Arc<crate::broker::Partition>]) {
+    use std::fmt::Write;
+    let mut topics: std::collections::BTreeMap<&str, [u64; 4]> = std::collections::BTreeMap::new();
+    for p in partitions {
+        let sum = topics.entry(p.topic_partition.topic.as_str()).or_default();
+        for (total, v) in sum.iter_mut().zip(p.traffic.values()) {
+            *total += v;
+        }
+    }
+    for (i, (name, help)) in TRAFFIC_COUNTERS.iter().enumerate() {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (topic, values) in &topics {
+            let _ = writeln!(out, "{name}{{topic=\"{}\"}} {}", label(topic), values[i]);
+        }
+    }
 }
 
 /// One partition's gauges, in [`PARTITION_GAUGES`] order.

@@ -37,29 +37,8 @@ pub struct Partition {
     /// Idempotent-producer state. Locked before the log, and held across the check and the
     /// append so a retry racing its original cannot be written twice.
     pub producers: Mutex<ProducerState>,
-    /// The topic's traffic counters, registered once (not looked up per append or fetch).
-    pub counters: TopicCounters,
-}
-
-/// A topic's `/metrics` counters of bytes and records in and out.
-#[derive(Debug, Clone)]
-pub struct TopicCounters {
-    pub bytes_in: metrics::Counter,
-    pub records_in: metrics::Counter,
-    pub bytes_out: metrics::Counter,
-    pub records_out: metrics::Counter,
-}
-
-impl TopicCounters {
-    fn new(topic: &str) -> TopicCounters {
-        let label = || ("topic", topic.to_owned());
-        TopicCounters {
-            bytes_in: metrics::counter!(crate::metrics::BYTES_IN, &[label()]),
-            records_in: metrics::counter!(crate::metrics::RECORDS_IN, &[label()]),
-            bytes_out: metrics::counter!(crate::metrics::BYTES_OUT, &[label()]),
-            records_out: metrics::counter!(crate::metrics::RECORDS_OUT, &[label()]),
-        }
-    }
+    /// Bytes and records in and out, summed per topic on `/metrics`.
+    pub traffic: crate::metrics::Traffic,
 }
 
 /// Loads a partition's producer state: the snapshot, then every batch after it.
@@ -214,7 +193,7 @@ impl Broker {
                     log: Arc::clone(log),
                     leader_epoch: 0,
                     producers: Mutex::new(load_producer_state(log)),
-                    counters: TopicCounters::new(&tp.topic),
+                    traffic: crate::metrics::Traffic::default(),
                 }),
             };
             partitions.insert(tp.clone(), partition);
@@ -436,8 +415,7 @@ impl Broker {
             (info, log.flush_due(now))
         };
         self.appends.send_modify(|v| *v = v.wrapping_add(1));
-        partition.counters.bytes_in.increment(batch.len() as u64);
-        partition.counters.records_in.increment(header.records_count.max(0) as u64);
+        partition.traffic.count_in(batch.len(), header.records_count);
         if flush_due {
             let flusher = partition.log.flusher.clone();
             tokio::task::spawn_blocking(move || flusher.flush())

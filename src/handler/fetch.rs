@@ -79,13 +79,12 @@ fn read_partition(
     }
 }
 
-/// Counts the bytes and records a response sends, on each partition's topic counters
+/// Counts the bytes and records a response sends, on each partition's traffic counters
 /// (batch headers only: each carries its record count).
 fn count_out(served: &[(Arc<Partition>, Bytes)]) {
     for (partition, data) in served {
         let records: i64 = crate::log::batch::HeaderIter::new(data, 0).map(|b| i64::from(b.header.records_count)).sum();
-        partition.counters.bytes_out.increment(data.len() as u64);
-        partition.counters.records_out.increment(records.max(0) as u64);
+        partition.traffic.count_out(data.len(), records);
     }
 }
 

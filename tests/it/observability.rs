@@ -85,7 +85,7 @@ async fn metrics_count_requests_bytes_records_and_describe_partitions() {
     assert!(metrics.contains("# HELP weir_topic_bytes_in_total"), "metrics are described");
     assert!(metrics.contains("# TYPE weir_partition_log_size_bytes gauge"), "partition gauges are typed");
 
-    // A deleted topic's partition series go with it (not left at their last values).
+    // A deleted topic's series go with it (not left at their last values).
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).create().expect("admin");
     let deleted = admin.delete_topics(&["m"], &AdminOptions::new()).await.expect("delete");
@@ -93,4 +93,5 @@ async fn metrics_count_requests_bytes_records_and_describe_partitions() {
     let metrics = http_get(&broker, "/metrics").1;
     assert_eq!(sample(&metrics, "weir_partition_log_end_offset{topic=\"m\",partition=\"0\"}"), None, "{metrics}");
     assert_eq!(sample(&metrics, "weir_partition_offline{topic=\"m\",partition=\"0\"}"), None);
+    assert_eq!(sample(&metrics, "weir_topic_records_in_total{topic=\"m\"}"), None);
 }
