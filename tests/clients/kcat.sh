@@ -46,7 +46,9 @@ for _ in $(seq 1 600); do
     sleep 0.1
 done
 [ "$members" = "Stable 2" ] || fail "two kcat members never shared the group: '$members'"
-seq 1 300 | kcat -b "$BROKER" -P -t kc-group
+# 100 records to each partition: keyless records are partitioned stickily (one partition
+# for sticky.partitioning.linger.ms), so a fast `kcat -P` may put all 300 on one partition.
+for p in 0 1 2; do seq $((p * 100 + 1)) $((p * 100 + 100)) | kcat -b "$BROKER" -P -t kc-group -p "$p"; done
 wait_for_lines "$WEIR_DIR/a.txt" "$WEIR_DIR/b.txt" 300 || { cat "$WEIR_DIR/a.err" "$WEIR_DIR/b.err"; exit 1; }
 kill -TERM "$member_a" "$member_b"; wait "$member_a" "$member_b" || true
 [ -s "$WEIR_DIR/a.txt" ] && [ -s "$WEIR_DIR/b.txt" ] || fail "both members consumed"
