@@ -132,8 +132,8 @@ const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 /// Folds recorded histogram samples into their buckets every [`METRICS_UPKEEP`]. The
 /// exporter keeps each sample until then (or until a scrape), so without this a broker that
-/// nobody scrapes would hold every request's latency sample: about 8 bytes a request,
-/// 14 MiB per 2 minutes at 15,000 requests/s.
+/// nobody scrapes holds every request's latency sample (measured: RssAnon grew by 26 MiB in
+/// 2 minutes at 15,000 requests/s).
 async fn metrics_upkeep(metrics: metrics_exporter_prometheus::PrometheusHandle, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(METRICS_UPKEEP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
