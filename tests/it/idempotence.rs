@@ -67,6 +67,16 @@ fn produce_raw(broker: &TestBroker, topic: &str, batch: &[u8]) -> (i16, i64) {
     (p.error_code, p.base_offset)
 }
 
+/// Creates `topic` the way clients do: a Metadata request that auto-creates it.
+fn auto_create(broker: &TestBroker, topic: &str) {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("allow.auto.create.topics", "true")
+        .create()
+        .expect("consumer");
+    c.fetch_metadata(Some(topic), Duration::from_secs(20)).expect("metadata auto-creates");
+}
+
 fn log_end(broker: &TestBroker, topic: &str) -> i64 {
     let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).create().expect("consumer");
     c.fetch_watermarks(topic, 0, Duration::from_secs(20)).expect("watermarks").1
@@ -77,12 +87,7 @@ fn retries_are_written_once_and_sequence_and_epoch_errors_are_kafkas() {
     let mut broker = TestBroker::start(&[]);
     let topic = "idem";
     assert_eq!(produce_raw(&broker, topic, &idempotent_batch(1000, 0, 0, 3)).0, 3, "unknown topic before creation");
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("allow.auto.create.topics", "true")
-        .create()
-        .expect("consumer");
-    c.fetch_metadata(Some(topic), Duration::from_secs(20)).expect("metadata auto-creates");
+    auto_create(&broker, topic);
 
     let first = idempotent_batch(1000, 0, 0, 3);
     assert_eq!(produce_raw(&broker, topic, &first), (0, 0));
@@ -117,12 +122,7 @@ fn idle_producers_expire_and_a_producer_without_state_is_accepted_at_any_sequenc
         "log.flush.scheduler.interval.ms=100",
     ]);
     let topic = "expiry";
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("allow.auto.create.topics", "true")
-        .create()
-        .expect("consumer");
-    c.fetch_metadata(Some(topic), Duration::from_secs(20)).expect("metadata auto-creates");
+    auto_create(&broker, topic);
 
     // A producer the partition has no state for (here: never seen; in life, expired or its
     // batches deleted) is accepted mid-sequence, as Kafka does; from then on it is known.
