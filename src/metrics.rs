@@ -176,8 +176,7 @@ fn render_traffic(out: &mut String, partitions: &[std::sync::Arc<crate::broker::
         }
     }
     for (i, (name, help)) in TRAFFIC_COUNTERS.iter().enumerate() {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} counter");
+        family(out, name, help, "counter");
         for (topic, values) in &topics {
             let _ = writeln!(out, "{name}{{topic=\"{}\"}} {}", label(topic), values[i]);
         }
@@ -208,8 +207,7 @@ const PARTITION_GAUGES: [(&str, &str); 7] = [
 fn render_partitions(out: &mut String, rows: &[PartitionRow]) {
     use std::fmt::Write;
     for (i, (name, help)) in PARTITION_GAUGES.iter().enumerate() {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} gauge");
+        family(out, name, help, "gauge");
         for r in rows {
             let _ = writeln!(out, "{name}{{topic=\"{}\",partition=\"{}\"}} {}", r.topic, r.partition, r.values[i]);
         }
@@ -220,6 +218,13 @@ pub const GROUP_LAG: &str = "weir_group_lag";
 pub const GROUP_COMMITTED_OFFSET: &str = "weir_group_committed_offset";
 pub const GROUP_MEMBERS: &str = "weir_group_members";
 pub const GROUP_STATE: &str = "weir_group_state";
+
+/// The HELP and TYPE lines that open a metric family written at scrape time.
+fn family(out: &mut String, name: &str, help: &str, kind: &str) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
 
 /// Escapes a Prometheus label value.
 fn label(value: &str) -> String {
@@ -240,13 +245,16 @@ fn render_groups(out: &mut String, broker: &Broker) {
         ((crate::group::lag(broker, groups), committed), summary)
     });
     let (lag, committed) = lag;
-    let _ = writeln!(out, "# HELP {GROUP_LAG} Records between a group's committed offset (or the log start, if later) and the high watermark.");
-    let _ = writeln!(out, "# TYPE {GROUP_LAG} gauge");
+    family(
+        out,
+        GROUP_LAG,
+        "Records between a group's committed offset (or the log start, if later) and the high watermark.",
+        "gauge",
+    );
     for (g, t, p, l) in &lag {
         let _ = writeln!(out, "{GROUP_LAG}{{group=\"{}\",topic=\"{}\",partition=\"{p}\"}} {l}", label(g), label(t));
     }
-    let _ = writeln!(out, "# HELP {GROUP_COMMITTED_OFFSET} A group's committed offset.");
-    let _ = writeln!(out, "# TYPE {GROUP_COMMITTED_OFFSET} gauge");
+    family(out, GROUP_COMMITTED_OFFSET, "A group's committed offset.", "gauge");
     for (g, t, p, o) in &committed {
         let _ = writeln!(
             out,
@@ -255,14 +263,11 @@ fn render_groups(out: &mut String, broker: &Broker) {
             label(t)
         );
     }
-    let _ = writeln!(out, "# HELP {GROUP_MEMBERS} Members of a consumer group.");
-    let _ = writeln!(out, "# TYPE {GROUP_MEMBERS} gauge");
+    family(out, GROUP_MEMBERS, "Members of a consumer group.", "gauge");
     for (g, _, n) in &groups {
         let _ = writeln!(out, "{GROUP_MEMBERS}{{group=\"{}\"}} {n}", label(g));
     }
-    let _ =
-        writeln!(out, "# HELP {GROUP_STATE} 1 for a group's current state (Empty, Stable, PreparingRebalance, ...).");
-    let _ = writeln!(out, "# TYPE {GROUP_STATE} gauge");
+    family(out, GROUP_STATE, "1 for a group's current state (Empty, Stable, PreparingRebalance, ...).", "gauge");
     for (g, state, _) in &groups {
         let _ = writeln!(out, "{GROUP_STATE}{{group=\"{}\",state=\"{state}\"}} 1", label(g));
     }
