@@ -123,6 +123,8 @@ pub struct Broker {
     /// Topic names and ids, for Metadata and id-based requests.
     topics: RwLock<BTreeMap<String, TopicMetadata>>,
     appends: watch::Sender<u64>,
+    /// What the maintenance pass last wrote to the checkpoint files.
+    checkpointer: log::checkpoint::Checkpointer,
     producer_ids: Mutex<ProducerIdBlock>,
     /// Consumer groups and committed offsets.
     pub groups: crate::group::Coordinator,
@@ -164,6 +166,7 @@ impl Broker {
             partitions: RwLock::new(HashMap::new()),
             topics: RwLock::new(BTreeMap::new()),
             appends: watch::channel(0).0,
+            checkpointer: log::checkpoint::Checkpointer::default(),
             producer_ids: Mutex::new(read_producer_id_block(&config_dir)?),
             groups: crate::group::Coordinator::new(config_group),
             resp: crate::resp::commands::RespState::default(),
@@ -472,7 +475,8 @@ impl Broker {
     pub fn maintain(&self, retention: bool) {
         let logs: Vec<(TopicPartition, Arc<PartitionLog>)> =
             self.all_partitions().into_iter().map(|p| (p.topic_partition.clone(), Arc::clone(&p.log))).collect();
-        match crate::log::manager::maintain_logs(&self.config.data_dir, &logs, now_ms(), retention) {
+        match crate::log::manager::maintain_logs(&self.config.data_dir, &logs, now_ms(), retention, &self.checkpointer)
+        {
             Ok(report) => {
                 for (tp, e) in report.failures {
                     tracing::error!(topic_partition = %tp, error = %e, "log maintenance failed");

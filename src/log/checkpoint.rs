@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
 use super::{sync_dir, TopicPartition};
@@ -72,21 +72,66 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
+fn format(entries: &BTreeMap<TopicPartition, i64>) -> String {
+    let mut text = format!("0\n{}\n", entries.len());
+    for (tp, offset) in entries {
+        text.push_str(&format!("{} {} {offset}\n", tp.topic, tp.partition));
+    }
+    text
+}
+
 /// Writes a checkpoint file atomically.
 ///
 /// # Errors
 /// Any I/O failure.
 pub fn write(path: &Path, entries: &BTreeMap<TopicPartition, i64>) -> Result<()> {
-    let mut text = format!("0\n{}\n", entries.len());
-    for (tp, offset) in entries {
-        text.push_str(&format!("{} {} {offset}\n", tp.topic, tp.partition));
+    write_atomically(path, format(entries).as_bytes())
+}
+
+/// Remembers what it last wrote to each checkpoint file and skips writes that would not
+/// change it. The maintenance pass checkpoints every `log.flush.scheduler.interval.ms`
+/// (1 s), and with Kafka's default flush settings the offsets rarely move between passes;
+/// unchanged, each pass would still cost three fsynced writes and renames.
+#[derive(Debug, Default)]
+pub struct Checkpointer {
+    last: std::sync::Mutex<BTreeMap<PathBuf, String>>,
+}
+
+impl Checkpointer {
+    /// [`write`], unless `path` already holds exactly these entries from this writer.
+    /// Returns whether it wrote.
+    ///
+    /// # Errors
+    /// Any I/O failure (the next call then writes again).
+    pub fn write(&self, path: &Path, entries: &BTreeMap<TopicPartition, i64>) -> Result<bool> {
+        let text = format(entries);
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.get(path) == Some(&text) {
+            return Ok(false);
+        }
+        last.remove(path);
+        write_atomically(path, text.as_bytes())?;
+        last.insert(path.to_owned(), text);
+        Ok(true)
     }
-    write_atomically(path, text.as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_checkpointer_rewrites_a_file_only_when_its_entries_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("recovery-point-offset-checkpoint");
+        let writer = Checkpointer::default();
+        let mut m = BTreeMap::from([(TopicPartition::new("orders", 0), 5)]);
+        assert!(writer.write(&path, &m).expect("first write"));
+        assert!(!writer.write(&path, &m).expect("same entries"));
+        m.insert(TopicPartition::new("orders", 0), 6);
+        assert!(writer.write(&path, &m).expect("changed entries"));
+        assert_eq!(read(&path).expect("read"), m);
+    }
 
     #[test]
     fn checkpoints_round_trip_in_kafkas_text_format() {

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint;
+use super::checkpoint::{self, Checkpointer};
 use super::error::{Error, Result};
 use super::{cleaner, sync_dir, validate_topic_name, Log, LogConfig, LogFlusher, LogReader, OpenState, TopicPartition};
 
@@ -84,6 +84,7 @@ pub fn maintain_logs(
     logs: &[(TopicPartition, Arc<PartitionLog>)],
     now_ms: i64,
     retention: bool,
+    checkpointer: &Checkpointer,
 ) -> Result<Maintenance> {
     let mut report = Maintenance::default();
     for (tp, p) in logs {
@@ -114,7 +115,7 @@ pub fn maintain_logs(
             report.failures.push((tp.clone(), e.to_string()));
         }
     }
-    write_checkpoints(data_dir, logs)?;
+    write_checkpoints(data_dir, logs, checkpointer)?;
     Ok(report)
 }
 
@@ -146,7 +147,11 @@ pub fn compact_log(p: &PartitionLog, now_ms: i64) -> Result<Option<cleaner::Clea
 ///
 /// # Errors
 /// I/O failures (the previous checkpoints stay in place).
-pub fn write_checkpoints(data_dir: &Path, logs: &[(TopicPartition, Arc<PartitionLog>)]) -> Result<()> {
+pub fn write_checkpoints(
+    data_dir: &Path,
+    logs: &[(TopicPartition, Arc<PartitionLog>)],
+    checkpointer: &Checkpointer,
+) -> Result<()> {
     let recovery = logs.iter().map(|(tp, p)| (tp.clone(), p.reader.recovery_point())).collect();
     let starts = logs.iter().map(|(tp, p)| (tp.clone(), p.reader.log_start_offset())).collect();
     let cleaned = logs
@@ -154,9 +159,10 @@ pub fn write_checkpoints(data_dir: &Path, logs: &[(TopicPartition, Arc<Partition
         .filter(|(_, p)| p.reader.first_dirty_offset() > p.reader.log_start_offset())
         .map(|(tp, p)| (tp.clone(), p.reader.first_dirty_offset()))
         .collect();
-    checkpoint::write(&data_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
-    checkpoint::write(&data_dir.join(LOG_START_OFFSET_CHECKPOINT), &starts)?;
-    checkpoint::write(&data_dir.join(CLEANER_OFFSET_CHECKPOINT), &cleaned)
+    checkpointer.write(&data_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
+    checkpointer.write(&data_dir.join(LOG_START_OFFSET_CHECKPOINT), &starts)?;
+    checkpointer.write(&data_dir.join(CLEANER_OFFSET_CHECKPOINT), &cleaned)?;
+    Ok(())
 }
 
 /// Owner of a data directory.
@@ -168,6 +174,7 @@ pub struct LogManager {
     logs: BTreeMap<TopicPartition, Arc<PartitionLog>>,
     /// Held (flock'ed) for the manager's life.
     _lock: File,
+    checkpointer: Checkpointer,
     had_clean_shutdown: bool,
 }
 
@@ -230,6 +237,7 @@ impl LogManager {
             topics,
             logs: BTreeMap::new(),
             _lock: lock,
+            checkpointer: Checkpointer::default(),
             had_clean_shutdown: clean,
         };
         for mut meta in needs_id {
@@ -424,7 +432,7 @@ impl LogManager {
     pub fn maintain(&self, now_ms: i64, retention: bool) -> Result<Maintenance> {
         let logs: Vec<(TopicPartition, Arc<PartitionLog>)> =
             self.logs.iter().map(|(tp, p)| (tp.clone(), Arc::clone(p))).collect();
-        maintain_logs(&self.data_dir, &logs, now_ms, retention)
+        maintain_logs(&self.data_dir, &logs, now_ms, retention, &self.checkpointer)
     }
 
     /// Writes the recovery-point and log-start-offset checkpoints for every log.
@@ -434,7 +442,7 @@ impl LogManager {
     pub fn checkpoint(&self) -> Result<()> {
         let logs: Vec<(TopicPartition, Arc<PartitionLog>)> =
             self.logs.iter().map(|(tp, p)| (tp.clone(), Arc::clone(p))).collect();
-        write_checkpoints(&self.data_dir, &logs)
+        write_checkpoints(&self.data_dir, &logs, &self.checkpointer)
     }
 
     /// Clean shutdown: closes every log (flush, trim), writes the checkpoints, then the
