@@ -36,6 +36,13 @@ struct Broker {
     bootstrap: String,
 }
 
+/// Broker settings from `WEIR_E2E_SET` (whitespace-separated `key=value`), to compare
+/// configurations: `WEIR_E2E_SET="num.network.threads=2" cargo bench --bench e2e -- latency`.
+fn extra_settings() -> impl Iterator<Item = String> {
+    let set = std::env::var("WEIR_E2E_SET").unwrap_or_default();
+    set.split_whitespace().map(str::to_owned).collect::<Vec<_>>().into_iter()
+}
+
 impl Broker {
     fn start() -> Broker {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
@@ -45,6 +52,7 @@ impl Broker {
             .arg("--data-dir")
             .arg(&data)
             .args(["--set", "group.initial.rebalance.delay.ms=0"])
+            .args(extra_settings().flat_map(|kv| ["--set".to_owned(), kv]))
             .env("WEIR_LOG", std::env::var("WEIR_E2E_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

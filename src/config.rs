@@ -24,6 +24,7 @@ pub const BROKER_KEYS: &[(&str, &str)] = &[
     ("resp.users", ""),
     ("resp.proto-max-bulk-len", "536870912"),
     ("resp.io-threads", "1"),
+    ("num.network.threads", ""),
     ("kv.topic", "kv"),
     ("advertised.addr", ""),
     ("node.id", "0"),
@@ -280,6 +281,11 @@ impl RawConfig {
                 n @ 1..=64 => n,
                 _ => return Err(invalid("resp.io-threads", "must be between 1 and 64")),
             },
+            network_threads: match self.optional::<usize>("num.network.threads")? {
+                None => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+                Some(n @ 1..=64) => n,
+                Some(_) => return Err(invalid("num.network.threads", "must be between 1 and 64")),
+            },
             kv_topic: self.get("kv.topic").to_owned(),
             advertised_addr,
             node_id: self.parse("node.id")?,
@@ -321,6 +327,10 @@ pub struct BrokerConfig {
     pub resp_max_bulk_len: usize,
     /// `resp.io-threads`: threads serving the RESP port, each an event loop of its own.
     pub resp_threads: usize,
+    /// `num.network.threads`: threads serving the Kafka port, each an event loop that reads,
+    /// handles and answers the requests of its share of the connections (default: half the
+    /// cores, at least 1).
+    pub network_threads: usize,
     /// `kv.topic`: the compacted topic behind Redis strings (GET/SET).
     pub kv_topic: String,
     /// Host and port clients are told to connect to; defaults to the bound Kafka address.

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use super::{code, RequestContext};
 use crate::broker::{Broker, Partition};
 use crate::log::{Error, TopicPartition};
+use crate::server::timer::ConnectionTimer;
 
 /// The topics of the request resolved to names (by id from v13).
 fn topic_name(broker: &Broker, version: i16, name: &TopicName, id: uuid::Uuid) -> Option<String> {
@@ -151,7 +152,12 @@ struct Collected {
     served: Vec<(Arc<Partition>, Bytes)>,
 }
 
-pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: FetchRequest,
+    timer: &mut ConnectionTimer,
+) -> FetchResponse {
     let max_wait =
         Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(broker.config.request_timeout);
     let deadline = Instant::now() + max_wait;
@@ -168,7 +174,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: FetchReques
         }
         tokio::select! {
             changed = appends.changed() => if changed.is_err() { count_out(&served); return response },
-            () = tokio::time::sleep_until(deadline) => {}
+            () = timer.until(deadline) => {}
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 
 use crate::broker::Broker;
+use crate::server::timer::ConnectionTimer;
 
 mod api_versions;
 mod configs;
@@ -78,13 +79,19 @@ pub mod code {
 
 /// Runs the handler for `request`. `None` means "send no response" (Produce with acks=0).
 /// Handlers report problems as Kafka error codes in their responses; nothing here closes
-/// the connection.
-pub async fn dispatch(broker: &Arc<Broker>, ctx: &RequestContext, request: RequestKind) -> Option<ResponseKind> {
+/// the connection. `timer` is the connection's (see [`ConnectionTimer`]), for handlers
+/// that wait: a Fetch long poll.
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: RequestKind,
+    timer: &mut ConnectionTimer,
+) -> Option<ResponseKind> {
     Some(match request {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::handle()),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, ctx, r).await),
         RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(broker, ctx, r).await?),
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, ctx, r).await),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, ctx, r, timer).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, ctx, r)),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(broker, ctx, r).await),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(broker, ctx, r).await),

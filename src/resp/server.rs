@@ -22,17 +22,14 @@ use crate::broker::Broker;
 /// Connection ids (`CLIENT ID`), unique for the process.
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Starts the RESP port on threads of its own (`resp.io-threads`), each a single-threaded
-/// runtime — an event loop, as in Redis. The first thread accepts and hands connections
-/// out round robin; a connection stays on its thread. Returns a future that completes once
-/// shutdown is signalled and every thread has finished its connections' current commands
-/// (they hold partitions, which a clean shutdown needs back).
+/// Starts the RESP port on threads of its own (`resp.io-threads`), each an event loop as in
+/// Redis (see [`crate::server::event_loop`]). Returns a future that completes once shutdown
+/// is signalled and every thread has finished its connections' current commands (they hold
+/// partitions, which a clean shutdown needs back).
 ///
-/// Why apart from the Kafka port's work-stealing runtime: a pipelined GET run costs a few
-/// hundred nanoseconds, less than waking another worker thread to steal it, so on few cores
-/// one event loop per thread serves more (measured: with `redis-benchmark -P 16` on 2
-/// cores, one loop answered about 1.4M GET/s where the shared 2-thread runtime answered
-/// 1.2M); and neither port can starve the other of all the cores.
+/// Measured for the RESP port alone: with `redis-benchmark -P 16` on 2 cores, one loop
+/// answered about 1.4M GET/s where a shared 2-thread work-stealing runtime answered 1.2M: a
+/// pipelined GET run costs a few hundred nanoseconds, less than waking a thread to steal it.
 ///
 /// # Errors
 /// A thread or its runtime could not be started.
@@ -41,97 +38,16 @@ pub fn start(
     broker: Arc<Broker>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<impl std::future::Future<Output = ()>> {
-    let threads = broker.config.resp_threads.max(1);
-    let listener = listener.into_std()?;
-    let mut done = Vec::with_capacity(threads);
-    let mut handoff = Vec::with_capacity(threads);
-    let mut inboxes = Vec::with_capacity(threads);
-    for _ in 0..threads {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        handoff.push(tx);
-        inboxes.push(rx);
-    }
-    let mut listener = Some(listener);
-    for (i, inbox) in inboxes.into_iter().enumerate() {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let (finished, finished_rx) = tokio::sync::oneshot::channel::<()>();
-        done.push(finished_rx);
-        let (broker, shutdown) = (Arc::clone(&broker), shutdown.clone());
-        let accept = listener.take().map(|l| (l, handoff.clone()));
-        std::thread::Builder::new().name(format!("weir-resp-{i}")).spawn(move || {
-            runtime.block_on(event_loop(accept, inbox, broker, shutdown));
-            drop(finished);
-        })?;
-    }
-    Ok(async move {
-        for d in done {
-            let _ = d.await;
-        }
-    })
-}
-
-async fn next_connection(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
-    match listener {
-        Some(l) => l.accept().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// A connection handed to an event loop.
-type Handoff = (std::net::TcpStream, SocketAddr);
-
-/// One RESP thread: serves the connections handed to it (and, on the first thread, accepts
-/// and hands them out) until shutdown, then waits for its connections to finish.
-async fn event_loop(
-    accept: Option<(std::net::TcpListener, Vec<tokio::sync::mpsc::UnboundedSender<Handoff>>)>,
-    mut inbox: tokio::sync::mpsc::UnboundedReceiver<Handoff>,
-    broker: Arc<Broker>,
-    shutdown: watch::Receiver<bool>,
-) {
-    let (listener, loops) = match accept {
-        Some((l, loops)) => match TcpListener::from_std(l) {
-            Ok(l) => (Some(l), loops),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serve the RESP port");
-                (None, loops)
-            }
+    let port = crate::server::event_loop::Port {
+        name: "resp",
+        threads: broker.config.resp_threads,
+        drain: crate::server::SHUTDOWN_DRAIN,
+        serve: {
+            let shutdown = shutdown.clone();
+            move |stream, peer| connection(stream, peer, Arc::clone(&broker), shutdown.clone())
         },
-        None => (None, Vec::new()),
     };
-    let mut next = 0usize;
-    let mut stop = shutdown.clone();
-    let mut connections = tokio::task::JoinSet::new();
-    let spawn = |connections: &mut tokio::task::JoinSet<()>, stream: TcpStream, peer| {
-        connections.spawn(connection(stream, peer, Arc::clone(&broker), shutdown.clone()));
-    };
-    loop {
-        tokio::select! {
-            accepted = next_connection(listener.as_ref()), if listener.is_some() => match accepted {
-                Ok((stream, peer)) => {
-                    next = (next + 1) % loops.len().max(1);
-                    if next == 0 {
-                        spawn(&mut connections, stream, peer);
-                    } else if let Ok(stream) = stream.into_std() {
-                        let _ = loops[next].send((stream, peer));
-                    }
-                }
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "RESP accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-            },
-            Some((stream, peer)) = inbox.recv() => {
-                if let Ok(stream) = TcpStream::from_std(stream) {
-                    spawn(&mut connections, stream, peer);
-                }
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = stop.changed() => break,
-        }
-    }
-    drop(listener);
-    while connections.join_next().await.is_some() {}
+    crate::server::event_loop::start(listener, port, shutdown)
 }
 
 async fn write_replies(stream: &mut TcpStream, out: &mut BytesMut) -> std::io::Result<()> {

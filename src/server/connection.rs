@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::handler::{self, RequestContext};
+use crate::server::timer::ConnectionTimer;
 use kafka_protocol::messages::ResponseKind;
 
 use crate::protocol::{self, Decoded};
@@ -36,9 +37,13 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut
         frame_timeout: broker.config.request_timeout,
     };
     let mut buffer = BytesMut::with_capacity(READ_CHUNK);
+    let mut timer = ConnectionTimer::new();
+    // One wait for shutdown for the connection's life, not a new one per request.
+    let stopping = shutdown.changed();
+    tokio::pin!(stopping);
     loop {
         let frame = tokio::select! {
-            frame = next_frame(&mut reader, &mut buffer, &limits) => match frame {
+            frame = next_frame(&mut reader, &mut buffer, &limits, &mut timer) => match frame {
                 Ok(frame) => frame,
                 Err(reason) => {
                     match reason {
@@ -55,9 +60,9 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut
                     return;
                 }
             },
-            _ = shutdown.changed() => return,
+            _ = &mut stopping => return,
         };
-        match handle_frame(&broker, peer, frame).await {
+        match handle_frame(&broker, peer, frame, &mut timer).await {
             Ok(Some(pieces)) => {
                 if write_all_vectored(&mut writer, pieces).await.is_err() {
                     return;
@@ -96,7 +101,8 @@ enum Close {
 /// The next complete frame (without its size prefix), split off `buffer` without copying.
 /// Checks the size prefix before reserving space for the body. Waits up to `idle` for a new
 /// frame to start and up to `frame_timeout` for a started one to complete (one deadline for
-/// the whole frame, so trickling bytes cannot keep a partial frame alive).
+/// the whole frame, so trickling bytes cannot keep a partial frame alive). Reads the clock
+/// only when it has to wait.
 ///
 /// # Cancel safety
 /// Cancel safe: bytes read so far stay in `buffer`.
@@ -104,8 +110,10 @@ async fn next_frame(
     reader: &mut tokio::net::tcp::OwnedReadHalf,
     buffer: &mut BytesMut,
     limits: &FrameLimits,
+    timer: &mut ConnectionTimer,
 ) -> Result<Bytes, Close> {
-    let mut frame_deadline = (!buffer.is_empty()).then(|| tokio::time::Instant::now() + limits.frame_timeout);
+    // The deadline of the current wait, and whether it is a partial frame's.
+    let mut deadline: Option<(tokio::time::Instant, bool)> = None;
     loop {
         if buffer.len() >= 4 {
             let len = i32::from_be_bytes([buffer[0], buffer[1], buffer[2], buffer[3]]);
@@ -123,14 +131,23 @@ async fn next_frame(
         if buffer.capacity() - buffer.len() < 1024 {
             buffer.reserve(READ_CHUNK);
         }
-        let deadline = frame_deadline.unwrap_or_else(|| tokio::time::Instant::now() + limits.idle);
-        match tokio::time::timeout_at(deadline, reader.read_buf(buffer)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Err(Close::Eof),
-            Ok(Ok(_)) => {
-                frame_deadline.get_or_insert_with(|| tokio::time::Instant::now() + limits.frame_timeout);
+        let partial = !buffer.is_empty();
+        let (until, stalled) = match deadline {
+            Some(d) if d.1 || !partial => d,
+            _ => {
+                let wait = if partial { limits.frame_timeout } else { limits.idle };
+                *deadline.insert((tokio::time::Instant::now() + wait, partial))
             }
-            Err(_) if frame_deadline.is_some() => return Err(Close::Stalled(buffer.len())),
-            Err(_) => return Err(Close::Idle),
+        };
+        tokio::select! {
+            biased;
+            read = reader.read_buf(buffer) => match read {
+                Ok(0) | Err(_) => return Err(Close::Eof),
+                Ok(_) => {}
+            },
+            () = timer.until(until) => {
+                return Err(if stalled { Close::Stalled(buffer.len()) } else { Close::Idle });
+            }
         }
     }
 }
@@ -169,7 +186,12 @@ async fn write_all_vectored(
 /// # Errors
 /// A request that cannot be parsed or a response that cannot be encoded: the connection
 /// is closed.
-pub async fn handle_frame(broker: &Arc<Broker>, peer: SocketAddr, frame: Bytes) -> anyhow::Result<Option<Vec<Bytes>>> {
+pub async fn handle_frame(
+    broker: &Arc<Broker>,
+    peer: SocketAddr,
+    frame: Bytes,
+    timer: &mut ConnectionTimer,
+) -> anyhow::Result<Option<Vec<Bytes>>> {
     let request = match protocol::decode_request(frame)? {
         Decoded::ApiVersionsUnsupported { correlation_id } => {
             return Ok(Some(vec![protocol::api_versions_unsupported(correlation_id)]));
@@ -184,7 +206,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, peer: SocketAddr, frame: Bytes) 
     };
     let decoded = request.body;
     let started = std::time::Instant::now();
-    let response = handler::dispatch(broker, &ctx, decoded).await;
+    let response = handler::dispatch(broker, &ctx, decoded, timer).await;
     let (requests, duration) = request_metrics(request.api_key);
     requests.increment(1);
     duration.record(started.elapsed().as_secs_f64());

@@ -1,5 +1,9 @@
 //! The broker process: listeners, connections, background upkeep and shutdown.
 //!
+//! The Kafka and RESP ports run on event-loop threads of their own ([`event_loop`]); the
+//! runtime that calls [`serve`] runs the HTTP port, signals and the background tasks
+//! (flushes, retention, group timers, compaction, metrics upkeep).
+//!
 //! Shutdown is a value passed down (a `watch` channel): on SIGTERM/SIGINT the accept loops
 //! stop, connections finish the request in hand and close, background tasks end, and the
 //! data directory is closed cleanly (flush, checkpoints, clean-shutdown marker).
@@ -18,7 +22,13 @@ use crate::broker::Broker;
 use crate::config::BrokerConfig;
 
 pub mod connection;
+pub mod event_loop;
 pub mod http;
+pub mod timer;
+
+/// How long connections get to finish the request in hand at shutdown before they are
+/// closed anyway.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(30);
 
 /// What `<data_dir>/runtime.json` records: the addresses this process bound (port 0 picks
 /// free ports; tests and scripts read them here).
@@ -71,39 +81,27 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     tasks.spawn(metrics_upkeep(metrics.clone(), shutdown_rx.clone()));
     tasks.spawn(http::serve(http, Arc::clone(&broker), metrics, shutdown_rx.clone()));
     tasks.spawn(crate::resp::server::start(resp, Arc::clone(&broker), shutdown_rx.clone())?);
-    let mut connections = JoinSet::new();
+    let kafka_port = event_loop::Port {
+        name: "kafka",
+        threads: broker.config.network_threads,
+        drain: SHUTDOWN_DRAIN,
+        serve: {
+            let (broker, shutdown) = (Arc::clone(&broker), shutdown_rx.clone());
+            move |stream, peer| connection::serve(stream, peer, Arc::clone(&broker), shutdown.clone())
+        },
+    };
+    tasks.spawn(event_loop::start(kafka, kafka_port, shutdown_rx.clone())?);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    loop {
-        tokio::select! {
-            accepted = kafka.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    connections.spawn(connection::serve(stream, peer, Arc::clone(&broker), shutdown_rx.clone()));
-                }
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = terminate.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-        }
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
-    drop(kafka);
     // Requests waiting in JoinGroup/SyncGroup are answered now rather than holding shutdown.
     broker.groups.shutdown().await;
-    let drained = tokio::time::timeout(Duration::from_secs(30), async {
-        while connections.join_next().await.is_some() {}
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("connections did not finish within 30 s; closing anyway");
-        connections.abort_all();
-    }
+    // Each port drains its own connections within SHUTDOWN_DRAIN; the rest are timers.
+    while tasks.join_next().await.is_some() {}
     let b = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || b.shutdown()).await?.context("clean shutdown failed")?;
     tracing::info!("clean shutdown complete");

@@ -253,3 +253,29 @@ fn trickling_bytes_do_not_keep_a_partial_frame_alive() {
     );
     assert!(broker.log().contains("did not arrive within request.timeout.ms"));
 }
+
+/// `connections.max.idle.ms` closes a connection that sends nothing, and only then: one
+/// that keeps sending requests for several idle periods stays open.
+#[test]
+fn an_idle_connection_is_closed_after_connections_max_idle_ms_and_a_busy_one_is_not() {
+    let broker = TestBroker::start(&["connections.max.idle.ms=1000"]);
+    let mut s = TcpStream::connect(broker.kafka_addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let busy_until = std::time::Instant::now() + Duration::from_secs(3);
+    let mut answered = 0;
+    while std::time::Instant::now() < busy_until {
+        s.write_all(&frame(18, 0, false, &[])).expect("a busy connection stays open");
+        let mut size = [0u8; 4];
+        s.read_exact(&mut size).expect("ApiVersions answer");
+        let mut rest = vec![0u8; i32::from_be_bytes(size) as usize];
+        s.read_exact(&mut rest).expect("ApiVersions answer");
+        answered += 1;
+    }
+    assert!(answered > 10);
+    // Silent from here: the broker closes the connection (EOF), well before the read timeout.
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let n = s.read(&mut buf).expect("the broker closes the idle connection");
+    assert_eq!(n, 0);
+    assert!(started.elapsed() >= Duration::from_millis(900), "closed after {:?}", started.elapsed());
+}

@@ -297,3 +297,63 @@ async fn messages_near_one_megabyte_round_trip_and_larger_ones_are_refused() {
         r.as_ref().err().map(|(e, _)| e)
     );
 }
+
+/// A Fetch for offset `offset` of partition 0 of `topic` (v4: names, no sessions) that
+/// waits up to `max_wait_ms` for one byte.
+fn long_poll(topic: &str, offset: i64, max_wait_ms: i32) -> kafka_protocol::messages::FetchRequest {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, TopicName};
+    FetchRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(kafka_protocol::protocol::StrBytes::from_string(topic.to_owned())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])])
+}
+
+fn fetched_bytes(r: &kafka_protocol::messages::FetchResponse) -> usize {
+    r.responses[0].partitions[0].records.as_ref().map_or(0, bytes::Bytes::len)
+}
+
+/// Long polls on one connection: a Fetch with nothing to return waits its `max_wait_ms`
+/// (never less), one that data arrives for returns at once, and a shorter wait after a
+/// longer one is not held to the longer deadline (the connection re-arms its one timer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_waits_max_wait_ms_and_returns_as_soon_as_a_record_arrives() {
+    let broker = TestBroker::start(&[]);
+    let topic = "long-poll";
+    let p = producer(&broker, &[]);
+    p.send(FutureRecord::to(topic).key("k").payload("first"), DEADLINE).await.map_err(|(e, _)| e).expect("produce");
+    let mut c = weir::client::Client::connect(&broker.bootstrap()).await.expect("connect");
+
+    let started = tokio::time::Instant::now();
+    let r = c.request(4, &long_poll(topic, 1, 300)).await.expect("fetch");
+    let waited = started.elapsed();
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    assert_eq!(fetched_bytes(&r), 0);
+    assert!(waited >= Duration::from_millis(300), "answered after {waited:?}, before max_wait_ms");
+    assert!(waited < Duration::from_secs(10), "answered after {waited:?}");
+
+    let started = tokio::time::Instant::now();
+    let waiting = long_poll(topic, 1, 20_000);
+    let (r, sent) = tokio::join!(c.request(4, &waiting), async {
+        p.send(FutureRecord::to(topic).key("k").payload("second"), DEADLINE).await.map_err(|(e, _)| e)
+    });
+    let waited = started.elapsed();
+    sent.expect("produce while the fetch waits");
+    let r = r.expect("fetch");
+    assert!(fetched_bytes(&r) > 0, "the append answers the waiting fetch");
+    assert!(waited < Duration::from_secs(10), "answered after {waited:?}, not when the record arrived");
+
+    let started = tokio::time::Instant::now();
+    let r = c.request(4, &long_poll(topic, 2, 200)).await.expect("fetch");
+    let waited = started.elapsed();
+    assert_eq!(fetched_bytes(&r), 0);
+    assert!(waited >= Duration::from_millis(200), "answered after {waited:?}, before max_wait_ms");
+    assert!(waited < Duration::from_secs(10), "held to the previous fetch's 20 s deadline: {waited:?}");
+}
