@@ -161,20 +161,23 @@ pub async fn handle(
     let max_wait =
         Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(broker.config.request_timeout);
     let deadline = Instant::now() + max_wait;
+    // As Kafka's DelayedFetch: answered at once when min_bytes ≤ 0, max_wait_ms ≤ 0 or no
+    // partition is asked for; otherwise once min_bytes are there, an error, or the deadline.
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
+    let mut expired = max_wait.is_zero() || req.topics.iter().all(|t| t.partitions.is_empty());
     let mut appends = broker.subscribe_appends();
     loop {
         // Mark the current version seen before reading, so an append racing the read below
         // still wakes the wait.
         appends.borrow_and_update();
         let Collected { response, bytes, any_error, served } = collect(broker, ctx.api_version, &req);
-        if bytes >= min_bytes.max(1) || any_error || Instant::now() >= deadline {
+        if bytes >= min_bytes || any_error || expired {
             count_out(&served);
             return response;
         }
         tokio::select! {
             changed = appends.changed() => if changed.is_err() { count_out(&served); return response },
-            () = timer.until(deadline) => {}
+            () = timer.until(deadline) => expired = true,
         }
     }
 }

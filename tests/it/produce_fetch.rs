@@ -321,8 +321,9 @@ fn fetched_bytes(r: &kafka_protocol::messages::FetchResponse) -> usize {
 }
 
 /// Long polls on one connection: a Fetch with nothing to return waits its `max_wait_ms`
-/// (never less), one that data arrives for returns at once, and a shorter wait after a
-/// longer one is not held to the longer deadline (the connection re-arms its one timer).
+/// (never less), one that data arrives for returns at once, a shorter wait after a longer
+/// one is not held to the longer deadline (the connection re-arms its one timer), and
+/// `min_bytes` 0 does not wait at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_waits_max_wait_ms_and_returns_as_soon_as_a_record_arrives() {
     let broker = TestBroker::start(&[]);
@@ -356,4 +357,10 @@ async fn a_fetch_waits_max_wait_ms_and_returns_as_soon_as_a_record_arrives() {
     assert_eq!(fetched_bytes(&r), 0);
     assert!(waited >= Duration::from_millis(200), "answered after {waited:?}, before max_wait_ms");
     assert!(waited < Duration::from_secs(10), "held to the previous fetch's 20 s deadline: {waited:?}");
+
+    // min_bytes 0: answered at once, as Kafka does, however long max_wait_ms is.
+    let started = tokio::time::Instant::now();
+    let r = c.request(4, &long_poll(topic, 2, 20_000).with_min_bytes(0)).await.expect("fetch");
+    assert_eq!(fetched_bytes(&r), 0);
+    assert!(started.elapsed() < Duration::from_secs(10), "min_bytes 0 waited {:?}", started.elapsed());
 }
