@@ -331,6 +331,11 @@ impl LogReader {
             return Err(Error::OffsetOutOfRange { offset, log_start_offset, log_end_offset });
         }
         let max_offset = max_offset.min(log_end_offset);
+        if offset >= max_offset {
+            // A consumer at the end (every long-polling Fetch): nothing to read, no index
+            // lookup or header scan needed to find that out.
+            return Ok(LogRead { records: Bytes::new(), next_offset: offset, log_start_offset, log_end_offset });
+        }
         let segments = self.segments();
         let first = segments.partition_point(|s| s.base_offset() <= offset).saturating_sub(1);
         for segment in &segments[first..] {

@@ -12,7 +12,7 @@
 //! Kafka names them. See `storage-format.md` for the byte layout and crash behaviour.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -137,7 +137,14 @@ pub struct SegmentView {
     /// Sealed, with indexes not yet fsynced: the next flush syncs them (sealing happens on
     /// the append path, where no fsync should run).
     indexes_unsynced: AtomicBool,
+    /// Position of the last batch appended through this view ([`NO_TAIL`] when unknown):
+    /// a consumer at the tail asks for exactly that batch, found here without an index
+    /// lookup and header scan. A hint only: it is checked against the header it points to.
+    tail: AtomicU64,
 }
+
+/// [`SegmentView::tail`] when no batch has been appended since the segment was opened.
+const NO_TAIL: u64 = u64::MAX;
 
 /// What [`SegmentView::read`] found.
 #[derive(Debug, Clone)]
@@ -187,6 +194,15 @@ impl SegmentView {
     /// The first batch whose last offset is ≥ `offset`, found from the offset index and a
     /// short header scan.
     pub fn translate_offset(&self, offset: i64) -> Option<batch::BatchPosition> {
+        let tail = self.tail.load(Ordering::Acquire);
+        let at_tail = (tail != NO_TAIL).then(|| HeaderIter::new(self.log_bytes(), tail as usize).next()).flatten();
+        if let Some(b) = at_tail {
+            // The batch containing `offset` when it is this one; the batch before ends below
+            // its base offset, so it is also the first whose last offset is ≥ `offset`.
+            if b.header.base_offset <= offset && offset <= b.header.last_offset() {
+                return Some(b);
+            }
+        }
         let relative = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
         let start = offset_index::lookup(self.index_bytes(), relative).position as usize;
         HeaderIter::new(self.log_bytes(), start).find(|b| b.header.last_offset() >= offset)
@@ -270,7 +286,8 @@ impl SegmentView {
         Ok(())
     }
 
-    fn publish(&self, next_offset: i64, state: &IndexState) {
+    fn publish(&self, next_offset: i64, state: &IndexState, tail: Option<u32>) {
+        self.tail.store(tail.map_or(NO_TAIL, u64::from), Ordering::Release);
         self.offset_of_max_timestamp.store(state.offset_of_max_timestamp, Ordering::Release);
         self.max_timestamp.store(state.max_timestamp, Ordering::Release);
         self.next_offset.store(next_offset, Ordering::Release);
@@ -438,6 +455,7 @@ impl ActiveSegment {
             max_timestamp: AtomicI64::new(state.index_state.max_timestamp),
             offset_of_max_timestamp: AtomicI64::new(state.index_state.offset_of_max_timestamp),
             indexes_unsynced: AtomicBool::new(false),
+            tail: AtomicU64::new(NO_TAIL),
         });
         let first_batch_timestamp = HeaderIter::new(view.log_bytes(), 0).next().map(|b| b.header.max_timestamp);
         Ok(ActiveSegment {
@@ -515,7 +533,7 @@ impl ActiveSegment {
             self.time_index.append(e)?;
         }
         self.state = probe;
-        self.view.publish(header.next_offset(), &self.state);
+        self.view.publish(header.next_offset(), &self.state, Some(position));
         Ok(())
     }
 
@@ -546,7 +564,7 @@ impl ActiveSegment {
         let path = self.log.mapped().path().to_owned();
         self.log.truncate(position as usize).map_err(|e| Error::io("truncate segment", &path, e))?;
         self.state = rebuild_state_from_tail(&self.view, kept_index, kept_time);
-        self.view.publish(new_next, &self.state);
+        self.view.publish(new_next, &self.state, None);
         Ok(new_next)
     }
 
@@ -633,6 +651,7 @@ impl SealedSegment {
             offset_of_max_timestamp: AtomicI64::new(state.index_state.offset_of_max_timestamp),
             // On disk since before this open (loaded) or fsynced when rebuilt by recovery.
             indexes_unsynced: AtomicBool::new(false),
+            tail: AtomicU64::new(NO_TAIL),
         });
         Ok(SealedSegment { view, dir: dir.to_owned() })
     }

@@ -93,6 +93,33 @@ fn a_read_inside_a_batch_returns_the_whole_containing_batch() {
     assert_eq!(r.next_offset, 10);
 }
 
+/// A consumer at the tail is served from the segment's tail hint; every offset of the last
+/// batch, and of earlier batches, still finds its containing batch, also after truncation.
+#[test]
+fn reads_at_the_tail_find_the_batch_containing_each_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config(), OpenState::UNKNOWN);
+    let base_of = |log: &Log, offset: i64| {
+        let r = log.reader().read(offset, usize::MAX, i64::MAX, false).expect("read");
+        batches(&r.records).first().map(|h| h.base_offset)
+    };
+    for round in 0..12 {
+        let info = append(&mut log, 3, 20, 100 + round);
+        for offset in info.base_offset..=info.last_offset {
+            assert_eq!(base_of(&log, offset), Some(info.base_offset), "offset {offset}");
+        }
+        assert_eq!(base_of(&log, info.log_end_offset), None);
+    }
+    for offset in 0..36 {
+        assert_eq!(base_of(&log, offset), Some(offset / 3 * 3), "offset {offset}");
+    }
+    log.truncate_to(31, 1).expect("truncate inside a batch");
+    assert_eq!(log.log_end_offset(), 30);
+    assert_eq!(base_of(&log, 29), Some(27));
+    let info = append(&mut log, 2, 20, 200);
+    assert_eq!((info.base_offset, base_of(&log, 31)), (30, Some(30)));
+}
+
 #[test]
 fn max_bytes_limits_whole_batches_but_min_one_returns_an_oversized_first_batch() {
     let dir = tempfile::tempdir().expect("tempdir");
