@@ -88,7 +88,7 @@ pub async fn join_group(broker: &Arc<Broker>, ctx: &RequestContext, req: JoinGro
     let params = JoinParams {
         member_id: req.member_id.to_string(),
         instance_id: req.group_instance_id.map(|i| i.to_string()),
-        client_id: ctx.client_id.clone().unwrap_or_default(),
+        client_id: ctx.client_id.as_deref().unwrap_or_default().to_owned(),
         client_host: client_host(ctx),
         session_timeout_ms: req.session_timeout_ms,
         rebalance_timeout_ms: if v >= 1 && req.rebalance_timeout_ms >= 0 {
@@ -528,7 +528,7 @@ pub async fn consumer_group_heartbeat(
         subscribed_topic_regex: if v >= 1 { req.subscribed_topic_regex.map(|r| r.to_string()) } else { None },
         server_assignor: req.server_assignor.map(|a| a.to_string()),
         owned,
-        client_id: ctx.client_id.clone().unwrap_or_default(),
+        client_id: ctx.client_id.as_deref().unwrap_or_default().to_owned(),
         client_host: client_host(ctx),
     };
     let r = broker.groups.consumer_heartbeat(broker, &req.group_id, params).await;

@@ -26,7 +26,8 @@ mod topics_admin;
 pub struct RequestContext {
     pub api_version: i16,
     pub correlation_id: i32,
-    pub client_id: Option<String>,
+    /// Shares the request frame's bytes (no copy per request).
+    pub client_id: Option<kafka_protocol::protocol::StrBytes>,
     /// The client's address (group members' CLIENT-HOST).
     pub client_host: std::net::IpAddr,
 }
