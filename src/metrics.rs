@@ -64,7 +64,6 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     );
     describe_counter!(CONNECTION_ERRORS, "Connections closed because a request broke the protocol or a limit.");
     describe_gauge!(ACTIVE_CONNECTIONS, "Open Kafka client connections.");
-    describe_counter!(PRODUCE_ERRORS, "Partition produce requests refused, by topic and Kafka error code.");
     describe_gauge!(PARTITIONS, "Partitions hosted by this broker.");
     describe_gauge!(RESP_CONNECTIONS, "Open RESP (Redis protocol) connections.");
     describe_counter!(RESP_COMMANDS, "RESP commands run, by command.");
@@ -127,16 +126,19 @@ pub fn render(handle: &PrometheusHandle, broker: &Broker) -> String {
     text
 }
 
-/// A partition's traffic: bytes and records appended and fetched. Plain counters on the
-/// partition (one relaxed add each on the append and fetch paths), summed per topic at
-/// scrape time, so a deleted topic's series go with it; a topic created again under the
-/// same name starts from zero, a counter reset that `rate()` handles.
+/// A partition's traffic: bytes and records appended and fetched, and produce requests
+/// refused. Plain counters on the partition (one relaxed add each on the append and fetch
+/// paths), summed per topic at scrape time, so a deleted topic's series go with it; a topic
+/// created again under the same name starts from zero, a counter reset that `rate()`
+/// handles.
 #[derive(Debug, Default)]
 pub struct Traffic {
     bytes_in: AtomicU64,
     records_in: AtomicU64,
     bytes_out: AtomicU64,
     records_out: AtomicU64,
+    /// Refused produce requests by Kafka error code (the error path only).
+    produce_errors: std::sync::Mutex<std::collections::BTreeMap<i16, u64>>,
 }
 
 impl Traffic {
@@ -150,6 +152,11 @@ impl Traffic {
     pub fn count_out(&self, bytes: usize, records: i64) {
         self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
         self.records_out.fetch_add(u64::try_from(records).unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// A produce request for this partition refused with Kafka error `code`.
+    pub fn count_produce_error(&self, code: i16) {
+        *self.produce_errors.lock().unwrap_or_else(|e| e.into_inner()).entry(code).or_default() += 1;
     }
 
     fn values(&self) -> [u64; 4] {
@@ -169,10 +176,15 @@ const TRAFFIC_COUNTERS: [(&str, &str); 4] = [
 fn render_traffic(out: &mut String, partitions: &[std::sync::Arc<crate::broker::Partition>]) {
     use std::fmt::Write;
     let mut topics: std::collections::BTreeMap<&str, [u64; 4]> = std::collections::BTreeMap::new();
+    let mut errors: std::collections::BTreeMap<(&str, i16), u64> = std::collections::BTreeMap::new();
     for p in partitions {
-        let sum = topics.entry(p.topic_partition.topic.as_str()).or_default();
+        let topic = p.topic_partition.topic.as_str();
+        let sum = topics.entry(topic).or_default();
         for (total, v) in sum.iter_mut().zip(p.traffic.values()) {
             *total += v;
+        }
+        for (code, n) in p.traffic.produce_errors.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            *errors.entry((topic, *code)).or_default() += n;
         }
     }
     for (i, (name, help)) in TRAFFIC_COUNTERS.iter().enumerate() {
@@ -180,6 +192,10 @@ fn render_traffic(out: &mut String, partitions: &[std::sync::Arc<crate::broker::
         for (topic, values) in &topics {
             let _ = writeln!(out, "{name}{{topic=\"{}\"}} {}", label(topic), values[i]);
         }
+    }
+    family(out, PRODUCE_ERRORS, "Partition produce requests refused, by topic and Kafka error code.", "counter");
+    for ((topic, code), n) in &errors {
+        let _ = writeln!(out, "{PRODUCE_ERRORS}{{topic=\"{}\",code=\"{code}\"}} {n}", label(topic));
     }
 }
 

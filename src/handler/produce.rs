@@ -71,8 +71,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: ProduceRequ
                         ProduceError::NoKeyForCompactedTopic(_) => code::INVALID_RECORD,
                         ProduceError::Log(e) => log_error_code(e).code(),
                     };
-                    metrics::counter!(crate::metrics::PRODUCE_ERRORS, "topic" => name.clone(), "code" => code.to_string())
-                        .increment(1);
+                    partition.traffic.count_produce_error(code);
                     let response = partition_error(index, code);
                     if ctx.api_version >= 8 && matches!(e, ProduceError::NoKeyForCompactedTopic(_)) {
                         response.with_error_message(Some(StrBytes::from_string(e.to_string())))

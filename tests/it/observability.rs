@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -67,8 +67,18 @@ async fn metrics_count_requests_bytes_records_and_describe_partitions() {
         }
     }
 
+    // A refused produce: a keyless record for a compacted topic (INVALID_RECORD, 87).
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).create().expect("admin");
+    let compacted = NewTopic::new("c", 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
+    let created = admin.create_topics(&[compacted], &AdminOptions::new()).await.expect("create");
+    assert!(created[0].is_ok(), "{created:?}");
+    let refused = p.send(FutureRecord::<(), _>::to("c").payload("no key"), Duration::from_secs(20)).await;
+    assert!(refused.is_err(), "a keyless record for a compacted topic is refused");
+
     let (status, metrics) = http_get(&broker, "/metrics");
     assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(sample(&metrics, "weir_produce_errors_total{topic=\"c\",code=\"87\"}"), Some(1.0), "{metrics}");
     assert_eq!(sample(&metrics, "weir_topic_records_in_total{topic=\"m\"}"), Some(10.0), "{metrics}");
     assert_eq!(sample(&metrics, "weir_topic_records_out_total{topic=\"m\"}"), Some(10.0));
     assert!(sample(&metrics, "weir_topic_bytes_in_total{topic=\"m\"}").is_some_and(|b| b > 100.0));
@@ -86,12 +96,11 @@ async fn metrics_count_requests_bytes_records_and_describe_partitions() {
     assert!(metrics.contains("# TYPE weir_partition_log_size_bytes gauge"), "partition gauges are typed");
 
     // A deleted topic's series go with it (not left at their last values).
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).create().expect("admin");
-    let deleted = admin.delete_topics(&["m"], &AdminOptions::new()).await.expect("delete");
-    assert!(deleted[0].is_ok(), "{deleted:?}");
+    let deleted = admin.delete_topics(&["m", "c"], &AdminOptions::new()).await.expect("delete");
+    assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
     let metrics = http_get(&broker, "/metrics").1;
     assert_eq!(sample(&metrics, "weir_partition_log_end_offset{topic=\"m\",partition=\"0\"}"), None, "{metrics}");
     assert_eq!(sample(&metrics, "weir_partition_offline{topic=\"m\",partition=\"0\"}"), None);
     assert_eq!(sample(&metrics, "weir_topic_records_in_total{topic=\"m\"}"), None);
+    assert_eq!(sample(&metrics, "weir_produce_errors_total{topic=\"c\",code=\"87\"}"), None);
 }
