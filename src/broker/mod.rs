@@ -124,7 +124,7 @@ pub struct Broker {
     topics: RwLock<BTreeMap<String, TopicMetadata>>,
     appends: watch::Sender<u64>,
     /// What the maintenance pass last wrote to the checkpoint files.
-    checkpointer: log::checkpoint::Checkpointer,
+    checkpointer: Arc<log::checkpoint::Checkpointer>,
     producer_ids: Mutex<ProducerIdBlock>,
     /// Consumer groups and committed offsets.
     pub groups: crate::group::Coordinator,
@@ -166,7 +166,7 @@ impl Broker {
             partitions: RwLock::new(HashMap::new()),
             topics: RwLock::new(BTreeMap::new()),
             appends: watch::channel(0).0,
-            checkpointer: log::checkpoint::Checkpointer::default(),
+            checkpointer: manager.checkpointer(),
             producer_ids: Mutex::new(read_producer_id_block(&config_dir)?),
             groups: crate::group::Coordinator::new(config_group),
             resp: crate::resp::commands::RespState::default(),

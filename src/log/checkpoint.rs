@@ -91,7 +91,8 @@ pub fn write(path: &Path, entries: &BTreeMap<TopicPartition, i64>) -> Result<()>
 /// Remembers what it last wrote to each checkpoint file and skips writes that would not
 /// change it. The maintenance pass checkpoints every `log.flush.scheduler.interval.ms`
 /// (1 s), and with Kafka's default flush settings the offsets rarely move between passes;
-/// unchanged, each pass would still cost three fsynced writes and renames.
+/// unchanged, each pass would still cost three fsynced writes and renames. Its lock is held
+/// across the write: two writers of one file would share its `.tmp` name.
 #[derive(Debug, Default)]
 pub struct Checkpointer {
     last: std::sync::Mutex<BTreeMap<PathBuf, String>>,

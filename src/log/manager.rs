@@ -174,7 +174,10 @@ pub struct LogManager {
     logs: BTreeMap<TopicPartition, Arc<PartitionLog>>,
     /// Held (flock'ed) for the manager's life.
     _lock: File,
-    checkpointer: Checkpointer,
+    /// The one writer of this directory's checkpoint files, shared with whoever runs the
+    /// maintenance pass outside the manager (the broker), so its memory of what the files
+    /// hold is never stale.
+    checkpointer: Arc<Checkpointer>,
     had_clean_shutdown: bool,
 }
 
@@ -237,7 +240,7 @@ impl LogManager {
             topics,
             logs: BTreeMap::new(),
             _lock: lock,
-            checkpointer: Checkpointer::default(),
+            checkpointer: Arc::default(),
             had_clean_shutdown: clean,
         };
         for mut meta in needs_id {
@@ -433,6 +436,12 @@ impl LogManager {
         let logs: Vec<(TopicPartition, Arc<PartitionLog>)> =
             self.logs.iter().map(|(tp, p)| (tp.clone(), Arc::clone(p))).collect();
         maintain_logs(&self.data_dir, &logs, now_ms, retention, &self.checkpointer)
+    }
+
+    /// The writer of this directory's checkpoint files, for [`maintain_logs`] run outside
+    /// the manager.
+    pub fn checkpointer(&self) -> Arc<Checkpointer> {
+        Arc::clone(&self.checkpointer)
     }
 
     /// Writes the recovery-point and log-start-offset checkpoints for every log.
