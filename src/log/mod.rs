@@ -29,8 +29,9 @@
 //! taking it).
 //!
 //! # Durability
-//! - **`kill -9`**: every append that returned survives. Its bytes were written (`pwrite`)
-//!   into the page cache, which the kernel writes back even though the process is gone.
+//! - **`kill -9`**: every append that returned survives. Its bytes were written into the page
+//!   cache (by `pwritev`, or stored through a shared writable map: see [`mmap`]), which the
+//!   kernel writes back even though the process is gone.
 //! - **Power loss**: what was flushed survives — everything below the recovery point. Flushes
 //!   happen per `flush.messages` / `flush.ms` (the caller asks [`Log::flush_due`] and runs
 //!   a [`LogFlusher`]; [`manager::LogManager::maintain`] does both), on roll
@@ -668,8 +669,9 @@ impl Log {
     /// Appends one record batch as a producer sent it: validates its header (length, magic,
     /// CRC32C, counts, timestamps), assigns offsets by rewriting the base offset in the stored
     /// header, stamps the leader epoch and (per `message.timestamp.type`) LogAppendTime, rolls
-    /// the active segment if due, and writes the batch with one `pwritev` of the patched
-    /// 61-byte header and the untouched body: the record bytes are never copied by weir.
+    /// the active segment if due, and writes the patched 61-byte header and the untouched body
+    /// into the segment with one `pwritev` (or, for a small batch that fits the page the last
+    /// one ended in, one copy through the writable map): weir makes no copy of its own.
     ///
     /// The batch is readable when this returns; it is durable after the next flush.
     ///
