@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -122,6 +123,9 @@ pub struct Broker {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Topic names and ids, for Metadata and id-based requests.
     topics: RwLock<BTreeMap<String, TopicMetadata>>,
+    /// Topic names by id (Fetch v13+ names topics by id only), as `StrBytes` so a response
+    /// can carry the name without copying it.
+    topic_names: RwLock<HashMap<Uuid, StrBytes>>,
     appends: watch::Sender<u64>,
     /// What the maintenance pass last wrote to the checkpoint files.
     checkpointer: Arc<log::checkpoint::Checkpointer>,
@@ -165,6 +169,7 @@ impl Broker {
             logs: Mutex::new(None),
             partitions: RwLock::new(HashMap::new()),
             topics: RwLock::new(BTreeMap::new()),
+            topic_names: RwLock::new(HashMap::new()),
             appends: watch::channel(0).0,
             checkpointer: manager.checkpointer(),
             producer_ids: Mutex::new(read_producer_id_block(&config_dir)?),
@@ -201,12 +206,21 @@ impl Broker {
             };
             partitions.insert(tp.clone(), partition);
         }
+        let names =
+            topics.values().filter_map(|t| Some((t.topic_id?, StrBytes::from_string(t.name.clone())))).collect();
         *self.partitions.write().unwrap_or_else(|p| p.into_inner()) = partitions;
         *self.topics.write().unwrap_or_else(|p| p.into_inner()) = topics;
+        *self.topic_names.write().unwrap_or_else(|p| p.into_inner()) = names;
     }
 
     pub fn partition(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
-        self.partitions.read().unwrap_or_else(|p| p.into_inner()).get(tp).cloned()
+        self.partition_named(&tp.topic, tp.partition)
+    }
+
+    /// [`Self::partition`] by a borrowed name (what request handlers have).
+    pub fn partition_named(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        let key = (topic, partition);
+        self.partitions.read().unwrap_or_else(|p| p.into_inner()).get(&key as &dyn log::PartitionKey).cloned()
     }
 
     /// Every partition this broker hosts.
@@ -229,7 +243,13 @@ impl Broker {
     }
 
     pub fn topic_by_id(&self, id: Uuid) -> Option<TopicMetadata> {
-        self.topics.read().unwrap_or_else(|p| p.into_inner()).values().find(|t| t.topic_id == Some(id)).cloned()
+        let name = self.topic_name_by_id(id)?;
+        self.topic(&name)
+    }
+
+    /// A topic's name by its id, without scanning the topics or copying their metadata.
+    pub fn topic_name_by_id(&self, id: Uuid) -> Option<StrBytes> {
+        self.topic_names.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned()
     }
 
     pub fn topics(&self) -> Vec<TopicMetadata> {

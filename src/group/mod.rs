@@ -30,7 +30,6 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::broker::{now_ms, Broker, TopicError};
 use crate::handler::code;
 use crate::log::batch::BatchBuilder;
-use crate::log::TopicPartition;
 
 pub mod classic;
 pub mod consumer;
@@ -224,7 +223,7 @@ impl Coordinator {
         let mut latest: BTreeMap<String, GroupRecords> = BTreeMap::new();
         let mut records = 0usize;
         for p in 0..topic.partitions {
-            let Some(partition) = broker.partition(&TopicPartition::new(OFFSETS_TOPIC, p)) else { continue };
+            let Some(partition) = broker.partition_named(OFFSETS_TOPIC, p) else { continue };
             let mut offset = partition.log_start_offset();
             let end = partition.high_watermark();
             while offset < end {
@@ -312,12 +311,12 @@ impl Coordinator {
             return Ok(());
         }
         let mut partition = self.partition_for(broker, group).await?;
-        if broker.partition(&TopicPartition::new(OFFSETS_TOPIC, partition)).is_none() {
+        if broker.partition_named(OFFSETS_TOPIC, partition).is_none() {
             // The topic was deleted (DeleteTopics): create it again.
             self.partitions.store(0, Ordering::Release);
             partition = self.partition_for(broker, group).await?;
         }
-        let Some(p) = broker.partition(&TopicPartition::new(OFFSETS_TOPIC, partition)) else {
+        let Some(p) = broker.partition_named(OFFSETS_TOPIC, partition) else {
             return Err(code::COORDINATOR_NOT_AVAILABLE);
         };
         let now = now_ms();
@@ -893,7 +892,7 @@ pub fn lag(broker: &Broker, groups: &Groups) -> Vec<(String, String, i32, i64)> 
     let mut out = Vec::new();
     for (id, g) in groups {
         for ((topic, partition), c) in &g.offsets {
-            let Some(p) = broker.partition(&TopicPartition::new(topic, *partition)) else { continue };
+            let Some(p) = broker.partition_named(topic, *partition) else { continue };
             let position = c.offset.max(p.log_start_offset());
             out.push((id.clone(), topic.clone(), *partition, (p.high_watermark() - position).max(0)));
         }

@@ -16,15 +16,15 @@ use tokio::time::Instant;
 
 use super::{code, RequestContext};
 use crate::broker::{Broker, Partition};
-use crate::log::{Error, TopicPartition};
+use crate::log::Error;
 use crate::server::timer::ConnectionTimer;
 
 /// The topics of the request resolved to names (by id from v13).
-fn topic_name(broker: &Broker, version: i16, name: &TopicName, id: uuid::Uuid) -> Option<String> {
+fn topic_name(broker: &Broker, version: i16, name: &TopicName, id: uuid::Uuid) -> Option<StrBytes> {
     if version >= 13 {
-        broker.topic_by_id(id).map(|t| t.name)
+        broker.topic_name_by_id(id)
     } else {
-        Some(name.0.to_string())
+        Some(name.0.clone())
     }
 }
 
@@ -101,7 +101,7 @@ fn collect(broker: &Broker, version: i16, req: &FetchRequest) -> Collected {
         let name = topic_name(broker, version, &topic.topic, topic.topic_id);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            let partition = name.as_ref().and_then(|n| broker.partition(&TopicPartition::new(n, p.partition)));
+            let partition = name.as_ref().and_then(|n| broker.partition_named(n, p.partition));
             let data = match partition {
                 None => {
                     let error = if version >= 13 { code::UNKNOWN_TOPIC_ID } else { code::UNKNOWN_TOPIC_OR_PARTITION };
@@ -134,7 +134,7 @@ fn collect(broker: &Broker, version: i16, req: &FetchRequest) -> Collected {
             remaining = remaining.saturating_sub(n);
             partitions.push(data);
         }
-        let name = TopicName(StrBytes::from_string(name.unwrap_or_default()));
+        let name = TopicName(name.unwrap_or_default());
         topics.push(
             FetchableTopicResponse::default()
                 .with_topic(name)

@@ -8,7 +8,6 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::{code, RequestContext};
 use crate::broker::Broker;
-use crate::log::TopicPartition;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -25,7 +24,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: ListOffsetsReques
                 .iter()
                 .map(|p| {
                     let base = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                    let Some(partition) = broker.partition(&TopicPartition::new(&name, p.partition_index)) else {
+                    let Some(partition) = broker.partition_named(&name, p.partition_index) else {
                         return base
                             .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
                             .with_offset(-1)

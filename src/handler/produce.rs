@@ -11,7 +11,6 @@ use super::{code, RequestContext};
 use crate::broker::{Broker, ProduceError};
 use crate::error::log_error_code;
 use crate::log::batch::BatchHeader;
-use crate::log::TopicPartition;
 
 fn partition_error(index: i32, error: i16) -> PartitionProduceResponse {
     PartitionProduceResponse::default().with_index(index).with_error_code(error).with_base_offset(-1)
@@ -21,7 +20,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: ProduceRequ
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
-        let name = topic.name.0.to_string();
+        let name: &str = &topic.name.0;
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
             let index = data.index;
@@ -34,7 +33,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, req: ProduceRequ
                 partitions.push(partition_error(index, code::INVALID_TOPIC_EXCEPTION));
                 continue;
             }
-            let Some(partition) = broker.partition(&TopicPartition::new(&name, index)) else {
+            let Some(partition) = broker.partition_named(name, index) else {
                 partitions.push(partition_error(index, code::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;
             };

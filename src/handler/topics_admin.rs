@@ -13,7 +13,6 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{blocking, code, RequestContext};
 use crate::broker::{Broker, TopicError};
-use crate::log::TopicPartition;
 
 /// CreatePartitions: grows topics; manual assignments may only name this broker.
 pub async fn create_partitions(broker: &Arc<Broker>, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
@@ -61,7 +60,7 @@ pub fn delete_records(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> Delete
                 .iter()
                 .map(|p| {
                     let result = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
-                    let Some(partition) = broker.partition(&TopicPartition::new(&name, p.partition_index)) else {
+                    let Some(partition) = broker.partition_named(&name, p.partition_index) else {
                         return result.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION).with_low_watermark(-1);
                     };
                     match broker.delete_records(&partition, p.offset) {

@@ -168,7 +168,7 @@ impl Views {
         let Some(partitions) = broker.partition_count(topic) else { return Ok(Vec::new()) };
         let mut out = Vec::with_capacity(partitions as usize);
         for p in 0..partitions {
-            if let Some(partition) = broker.partition(&TopicPartition::new(topic, p)) {
+            if let Some(partition) = broker.partition_named(topic, p) {
                 out.push(self.current(&partition).await?);
             }
         }

@@ -132,6 +132,55 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
     Err(Error::InvalidTopic { name: name.to_owned(), reason })
 }
 
+/// A `(topic, partition)` pair however it is stored, so maps keyed by [`TopicPartition`] can
+/// be searched with a borrowed name: `map.get(&("t", 0) as &dyn PartitionKey)` (the request
+/// paths would otherwise copy the topic name for every lookup). Hashes and compares exactly as
+/// `TopicPartition`'s derived impls do, which `Borrow` requires.
+pub trait PartitionKey {
+    fn topic(&self) -> &str;
+    fn partition(&self) -> i32;
+}
+
+impl PartitionKey for TopicPartition {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+    fn partition(&self) -> i32 {
+        self.partition
+    }
+}
+
+impl PartitionKey for (&str, i32) {
+    fn topic(&self) -> &str {
+        self.0
+    }
+    fn partition(&self) -> i32 {
+        self.1
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn PartitionKey + 'a> for TopicPartition {
+    fn borrow(&self) -> &(dyn PartitionKey + 'a) {
+        self
+    }
+}
+
+impl std::hash::Hash for dyn PartitionKey + '_ {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Field by field, as `#[derive(Hash)]` on `TopicPartition` does.
+        self.topic().hash(state);
+        self.partition().hash(state);
+    }
+}
+
+impl PartialEq for dyn PartitionKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.topic() == other.topic() && self.partition() == other.partition()
+    }
+}
+
+impl Eq for dyn PartitionKey + '_ {}
+
 /// How a log is opened: what the data directory's checkpoints and marker say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenState {

@@ -728,3 +728,24 @@ fn a_clean_open_does_not_scan_sealed_data_but_an_unclean_one_does() {
     assert!(log.log_end_offset() < leo, "an unclean open scanned and cut the corrupt segment");
     assert_eq!(log.reader().segment_count(), 1, "segments after the corrupt one are deleted");
 }
+
+#[test]
+fn maps_keyed_by_topic_partition_are_searched_with_a_borrowed_name() {
+    use std::collections::HashMap;
+    let mut map = HashMap::new();
+    for (i, topic) in ["orders", "a", "", "orders-1", "ü-topic"].iter().enumerate() {
+        for p in 0..3 {
+            map.insert(TopicPartition::new(*topic, p), (i, p));
+        }
+    }
+    for (i, topic) in ["orders", "a", "", "orders-1", "ü-topic"].iter().enumerate() {
+        for p in 0..3 {
+            let key = (*topic, p);
+            assert_eq!(map.get(&key as &dyn PartitionKey), Some(&(i, p)), "{topic}-{p}");
+        }
+    }
+    let missing = ("orders", 3);
+    assert_eq!(map.get(&missing as &dyn PartitionKey), None);
+    let missing = ("order", 0);
+    assert_eq!(map.get(&missing as &dyn PartitionKey), None);
+}

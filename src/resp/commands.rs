@@ -703,7 +703,7 @@ async fn publish(broker: &Arc<Broker>, channel: &Bytes, message: &Bytes) -> Repl
             Err(_) => return Reply::error("ERR broker is shutting down"),
         }
     }
-    let Some(partition) = broker.partition(&TopicPartition::new(&topic, 0)) else {
+    let Some(partition) = broker.partition_named(&topic, 0) else {
         return Reply::error(format!("ERR topic {topic} has no partition 0"));
     };
     let mut b = BatchBuilder::new();

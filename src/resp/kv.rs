@@ -25,7 +25,6 @@ use super::{encode_bulk, Protocol, Reply};
 use crate::broker::{now_ms, Broker, TopicError};
 use crate::kv::views::{partition_for_key, Reading, View};
 use crate::log::batch::BatchBuilder;
-use crate::log::TopicPartition;
 
 /// Most keys KEYS, HKEYS, HVALS and HGETALL return; above it they refuse (use SCAN).
 const MAX_LISTED: usize = 100_000;
@@ -98,7 +97,7 @@ async fn write(
         by_partition.entry(p).or_default().record(now, Some(key), value.as_deref(), &[]);
     }
     for (p, builder) in by_partition {
-        let Some(partition) = broker.partition(&TopicPartition::new(topic, p)) else {
+        let Some(partition) = broker.partition_named(topic, p) else {
             return Err(Reply::error(format!("ERR topic {topic} has no partition {p}")));
         };
         broker.append(&partition, &builder.build()).await.map_err(storage_error)?;
