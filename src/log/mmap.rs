@@ -11,18 +11,21 @@
 //! Writes: an append that fits in the rest of the page the previous append ended in is
 //! copied through a second, writable shared map of the same file; any other goes through
 //! `pwritev`. Both land in the same page cache the read map shows, and readers see the bytes
-//! as soon as they are published (Linux keeps maps and the page cache coherent). At a steady
-//! 10,000 msgs/s that turns ~7,700 `pwrite`/`pwritev` calls a second (each a system call plus
-//! ext4's buffered-write path: page lookup, block mapping, inode timestamps) into ~830 (one
-//! `pwritev` and one `madvise` per 4 KiB page), and the broker went from 0.33–0.34 to 0.30–0.33
-//! cores in interleaved runs.
+//! as soon as they are published (Linux keeps maps and the page cache coherent). In the
+//! 10,000 msgs/s latency run (~170-byte batches) that turned ~7,050 `pwritev` and ~720 index
+//! `pwrite` calls a second, each a system call plus ext4's buffered-write path (page lookup,
+//! block mapping, inode timestamps), into ~380 `pwritev` and ~380 `madvise` (one each per
+//! 4 KiB page), and the broker's CPU per request fell by ~6% in interleaved runs.
 //!
 //! Stores never fault on a page the kernel must find memory or blocks for. After a `pwritev`
 //! that leaves room in its last page for another append of its size, the writer maps that page
 //! writable with `MADV_POPULATE_WRITE` (the page is in the page cache, just written, so this is
 //! cheap, and failure comes back as an error, not a signal); only later appends that fit in
-//! that page are stored. Pages are never readied ahead of the data: readying unwritten pages
-//! would dirty zero pages that every fsync then writes out. A flush write-protects the pages
+//! that page are stored. Pages are never readied ahead of the data. Tried: zero-filling and
+//! populating 256 KiB ahead saved no more CPU in the latency run, but every fsync then wrote
+//! the dirty zero pages too (the fsync-per-append criterion bench went from 56 to 102 µs per
+//! 64 KiB append); populating unwritten pages without the zero fill took ext4's readahead
+//! and block-mapping paths per page (4× the broker CPU per million 1 KiB messages). A flush write-protects the pages
 //! it cleans, so the page readied before a flush is not stored to after it, and a write that
 //! follows a flush readies nothing: a log flushed after every append (`flush.messages=1`)
 //! writes with `pwritev` only, as before. Kernels before 5.14 lack `MADV_POPULATE_WRITE`: the
@@ -51,7 +54,7 @@
 //! hold (sealing trims only the unused tail; truncation zero-fills instead of shrinking).
 //! Because the blocks are allocated up front, a full disk is reported by the reservation,
 //! never later by writeback or fsync.
-//!
+
 #![allow(unsafe_code)] // the one module where it is allowed: see the module docs
 
 use std::fs::File;
