@@ -207,7 +207,8 @@ impl Writer {
 
     /// Whether appends that fit a readied page are stored through the writable map (false:
     /// every write uses `pwritev`).
-    pub fn stores_through_map(&self) -> bool {
+    #[cfg(test)]
+    fn stores_through_map(&self) -> bool {
         self.store.is_some()
     }
 
